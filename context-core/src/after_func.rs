@@ -1,0 +1,150 @@
+//! [`AfterFunc`]: run a function once a context is done (Go's `context.AfterFunc`).
+//!
+//! The pending call lives in the node's `after` slab. Its entry holds the shared state, and the
+//! shared state holds the node: the cycle is deliberate. It keeps a context with a pending call
+//! attached to its parent even after every handle to it is dropped, so the call still fires when
+//! an ancestor is cancelled. The cycle ends when the call is started or stopped.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tokio::runtime::Handle;
+
+use crate::loom::{thread, AtomicU8, Ordering};
+use crate::tree::Node;
+
+const PENDING: u8 = 0;
+const RUNNING: u8 = 1;
+const STOPPED: u8 = 2;
+
+/// A call registered with [`Context::after_func`](crate::Context::after_func).
+///
+/// Dropping it does not stop the call; [`AfterFunc::stop`] does.
+pub struct AfterFunc {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// `PENDING` until the call is started (`RUNNING`) or stopped (`STOPPED`); moves once.
+    state: AtomicU8,
+    node: Arc<Node>,
+    /// Key of the entry in the node's `after` slab.
+    key: usize,
+}
+
+/// The entry kept in the node until the context is done.
+pub(crate) struct AfterEntry {
+    shared: Arc<Shared>,
+    call: Box<dyn FnOnce() + Send>,
+    /// The runtime that was current at registration; the call is spawned there.
+    runtime: Option<Handle>,
+}
+
+impl AfterFunc {
+    pub(crate) fn register(node: &Arc<Node>, call: Box<dyn FnOnce() + Send>) -> AfterFunc {
+        let runtime = Handle::try_current().ok();
+        // Notices a passed deadline before locking: expiring takes the lock itself.
+        let expired = node.is_done();
+        let mut guard = node.lock();
+        if expired || node.has_reason() {
+            drop(guard);
+            let shared = Arc::new(Shared {
+                state: AtomicU8::new(RUNNING),
+                node: node.clone(),
+                key: usize::MAX,
+            });
+            spawn(runtime, call);
+            return AfterFunc { shared };
+        }
+        let after = &mut guard.get_or_insert_with(Box::default).after;
+        let shared = Arc::new(Shared {
+            state: AtomicU8::new(PENDING),
+            node: node.clone(),
+            key: after.next_key(),
+        });
+        let key = after.insert(AfterEntry {
+            shared: shared.clone(),
+            call,
+            runtime,
+        });
+        debug_assert_eq!(key, shared.key);
+        drop(guard);
+        crate::timer::arm(node);
+        AfterFunc { shared }
+    }
+
+    /// Stops the call from running. Returns `true` if this stopped it; `false` if it had already
+    /// started (the context is done) or was already stopped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ctxpipe::Context;
+    ///
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let call = ctx.after_func(|| unreachable!("stopped before the cancel"));
+    /// assert!(call.stop());
+    /// assert!(!call.stop(), "only the first stop stops it");
+    /// cancel.cancel();
+    /// ```
+    pub fn stop(&self) -> bool {
+        let shared = &self.shared;
+        // AcqRel/Acquire: the state is the only thing decided here; whoever wins the CAS owns the
+        // entry's fate, the loser does nothing.
+        if shared
+            .state
+            .compare_exchange(PENDING, STOPPED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        // The entry is still in the slab, or a cancel has just taken it and will see STOPPED.
+        // Either way the key is ours: nothing else is inserted at it while the entry lives.
+        let removed = shared
+            .node
+            .lock()
+            .as_mut()
+            .and_then(|inner| inner.after.remove(shared.key));
+        // The user's closure is dropped outside the lock.
+        drop(removed);
+        true
+    }
+}
+
+impl AfterEntry {
+    /// Starts the call unless it was stopped. Runs outside every lock (tree invariant #5).
+    pub(crate) fn fire(self) {
+        if self
+            .shared
+            .state
+            .compare_exchange(PENDING, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            spawn(self.runtime, self.call);
+        }
+    }
+}
+
+/// Runs `call` on `runtime` as its own task, or on a new thread when there was no runtime, never
+/// on the cancelling thread (as Go runs it in its own goroutine).
+fn spawn(runtime: Option<Handle>, call: Box<dyn FnOnce() + Send>) {
+    match runtime {
+        Some(runtime) => {
+            runtime.spawn(async move { call() });
+        }
+        None => {
+            thread::spawn(call);
+        }
+    }
+}
+
+impl fmt::Debug for AfterFunc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.shared.state.load(Ordering::Acquire) {
+            PENDING => "pending",
+            RUNNING => "started",
+            _ => "stopped",
+        };
+        f.debug_struct("AfterFunc").field("state", &state).finish()
+    }
+}

@@ -1,0 +1,412 @@
+//! [`Context`], the handle users hold, and [`CancelHandle`], the right to cancel one.
+
+use std::any::Any;
+use std::fmt;
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::after_func::AfterFunc;
+use crate::cause::Cause;
+use crate::done::{Done, Run};
+use crate::error::Error;
+use crate::tree::{Node, CANCELED};
+use crate::values::Values;
+
+/// A cancellation signal, an optional deadline and a set of typed values, passed down a call
+/// tree — Go's `context.Context` for tokio.
+///
+/// A `Context` is a cheap handle: cloning it costs two reference counts and gives another handle
+/// to the same context, not a copy. Derive children with [`with_cancel`](Context::with_cancel),
+/// [`with_deadline`](Context::with_deadline), [`with_timeout`](Context::with_timeout) and
+/// [`with_value`](Context::with_value). Cancelling a context cancels all its descendants and
+/// never its parent; a child's deadline is the earlier of its own and its parent's.
+///
+/// A child that is dropped — every clone and its [`CancelHandle`] — leaves its parent at once:
+/// there is nothing to forget to call.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use ctxpipe::{Context, Error};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// #[derive(Debug, PartialEq)]
+/// struct RequestId(u64);
+///
+/// let root = Context::background().with_value(RequestId(7));
+/// let (ctx, _cancel) = root.with_timeout(Duration::from_millis(50));
+///
+/// // Values are found by type, at any depth.
+/// assert_eq!(ctx.value::<RequestId>(), Some(&RequestId(7)));
+///
+/// // A future raced against the context ends with the context's error.
+/// let slow = tokio::time::sleep(Duration::from_secs(10));
+/// assert_eq!(ctx.run(slow).await, Err(Error::DeadlineExceeded));
+/// assert!(ctx.is_done());
+/// assert!(!root.is_done(), "a child never cancels its parent");
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Context {
+    node: Arc<Node>,
+    /// Shared with the parent unless this layer added a value (see `values.rs`).
+    values: Option<Arc<Values>>,
+}
+
+/// The right to cancel one context (and so all its descendants), returned by
+/// [`Context::with_cancel`], [`Context::with_deadline`] and [`Context::with_timeout`].
+///
+/// Dropping it does **not** cancel, so `let (ctx, _) = parent.with_cancel();` is fine; use
+/// [`CancelHandle::drop_guard`] for cancel-on-drop. Clones cancel the same context.
+#[derive(Clone)]
+pub struct CancelHandle {
+    node: Arc<Node>,
+}
+
+/// Cancels its context when dropped, unless [disarmed](DropGuard::disarm). Made by
+/// [`CancelHandle::drop_guard`].
+#[must_use = "dropping the guard cancels the context at once"]
+pub struct DropGuard {
+    handle: Option<CancelHandle>,
+}
+
+impl Context {
+    /// The root context: never cancelled, no deadline, no values (Go's `context.Background()`).
+    ///
+    /// Every call returns a handle to the same root, so this is cheap.
+    ///
+    /// ```
+    /// let ctx = ctxpipe::Context::background();
+    /// assert!(!ctx.is_done());
+    /// assert_eq!(ctx.deadline(), None);
+    /// ```
+    pub fn background() -> Context {
+        Context {
+            node: Node::never(),
+            values: None,
+        }
+    }
+
+    /// The same as [`background`](Context::background): a marker for code that does not yet
+    /// receive the context it should (Go's `context.TODO()`).
+    pub fn todo() -> Context {
+        Context::background()
+    }
+
+    /// A child that is cancelled when `cancel` is called on the returned handle, or when this
+    /// context is done (Go's `context.WithCancel` and `WithCancelCause`).
+    ///
+    /// ```
+    /// use ctxpipe::{Context, Error};
+    ///
+    /// let parent = Context::background();
+    /// let (ctx, cancel) = parent.with_cancel();
+    /// cancel.cancel();
+    /// assert_eq!(ctx.err(), Some(Error::Canceled));
+    /// assert_eq!(parent.err(), None);
+    /// ```
+    pub fn with_cancel(&self) -> (Context, CancelHandle) {
+        self.child(None)
+    }
+
+    /// A child that is also done at `deadline` (Go's `context.WithDeadline`). Its deadline is the
+    /// earlier of `deadline` and this context's; a deadline that has already passed gives a
+    /// context that is done at once, with [`Error::DeadlineExceeded`].
+    ///
+    /// `deadline` is on tokio's clock, so `tokio::time::pause()` drives it; a
+    /// `std::time::Instant` converts into it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctxpipe::{Context, Error};
+    /// use tokio::time::Instant;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let at = Instant::now() + Duration::from_secs(1);
+    /// let (ctx, _cancel) = Context::background().with_deadline(at);
+    /// assert_eq!(ctx.deadline(), Some(at));
+    /// ctx.done().await; // paused time jumps to the deadline
+    /// assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
+    /// # }
+    /// ```
+    pub fn with_deadline(&self, deadline: impl Into<Instant>) -> (Context, CancelHandle) {
+        self.child(Some(deadline.into()))
+    }
+
+    /// A child that is also done `timeout` from now (Go's `context.WithTimeout`).
+    ///
+    /// A `timeout` so long that the deadline cannot be represented (such as `Duration::MAX`)
+    /// means no deadline at all; `Duration::ZERO` gives a context that is already done.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctxpipe::{Context, Error};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(10));
+    /// tokio::time::sleep(Duration::from_millis(10)).await;
+    /// assert_eq!(ctx.err(), Some(Error::DeadlineExceeded));
+    /// assert!(ctx.err().unwrap().is_timeout());
+    /// # }
+    /// ```
+    pub fn with_timeout(&self, timeout: Duration) -> (Context, CancelHandle) {
+        self.child(Instant::now().checked_add(timeout))
+    }
+
+    fn child(&self, deadline: Option<Instant>) -> (Context, CancelHandle) {
+        let node = Node::child(&self.node, deadline);
+        let ctx = Context {
+            node: node.clone(),
+            values: self.values.clone(),
+        };
+        (ctx, CancelHandle { node })
+    }
+
+    /// A child that carries `value`, found again with [`value::<T>()`](Context::value) (Go's
+    /// `context.WithValue`, keyed by the value's type, so keys never collide). A value of the
+    /// same type replaces the inherited one for this child and its descendants.
+    ///
+    /// The child shares this context's cancellation and deadline; it costs one table, no node.
+    ///
+    /// ```
+    /// #[derive(Debug, PartialEq)]
+    /// struct Tenant(&'static str);
+    ///
+    /// let ctx = ctxpipe::Context::background().with_value(Tenant("acme"));
+    /// assert_eq!(ctx.value::<Tenant>(), Some(&Tenant("acme")));
+    /// assert_eq!(ctx.value::<u32>(), None);
+    /// ```
+    pub fn with_value<T: Any + Send + Sync>(&self, value: T) -> Context {
+        Context {
+            node: self.node.clone(),
+            values: Some(Arc::new(Values::with(self.values.as_deref(), value))),
+        }
+    }
+
+    /// A context with this one's values but no cancellation and no deadline (Go's
+    /// `context.WithoutCancel`): for work that must outlive the request, such as a cleanup.
+    ///
+    /// ```
+    /// let (ctx, cancel) = ctxpipe::Context::background().with_value(5u8).with_cancel();
+    /// let detached = ctx.without_cancel();
+    /// cancel.cancel();
+    /// assert!(!detached.is_done());
+    /// assert_eq!(detached.value::<u8>(), Some(&5));
+    /// ```
+    pub fn without_cancel(&self) -> Context {
+        Context {
+            node: Node::never(),
+            values: self.values.clone(),
+        }
+    }
+
+    /// Arranges for `f` to run once this context is done (Go's `context.AfterFunc`).
+    ///
+    /// `f` runs at most once, on its own task on the tokio runtime that was current here (or on
+    /// a new thread if there was none) — never inside `cancel()`. If the context is already done
+    /// it is started at once. While it is pending it keeps this context attached to its parent,
+    /// so it fires when an ancestor is cancelled even if every handle was dropped. Dropping the
+    /// returned [`AfterFunc`] does not stop it; [`AfterFunc::stop`] does.
+    ///
+    /// ```
+    /// use ctxpipe::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let (tx, rx) = tokio::sync::oneshot::channel();
+    /// ctx.after_func(move || tx.send("cleaned up").unwrap());
+    /// cancel.cancel();
+    /// assert_eq!(rx.await.unwrap(), "cleaned up");
+    /// # }
+    /// ```
+    pub fn after_func<F>(&self, f: F) -> AfterFunc
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        AfterFunc::register(&self.node, Box::new(f))
+    }
+
+    /// A future that resolves once this context is done (Go's `<-ctx.Done()`).
+    ///
+    /// It is `'static` and `Send`, cheap to create (one reference count), and never resolves for
+    /// a context that cannot be cancelled. On a context with a deadline it resolves at the
+    /// deadline.
+    ///
+    /// ```
+    /// use ctxpipe::Context;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// let waiter = tokio::spawn(ctx.done());
+    /// cancel.cancel();
+    /// waiter.await.unwrap();
+    /// assert!(ctx.is_done());
+    /// # }
+    /// ```
+    pub fn done(&self) -> Done {
+        Done::new(self.node.clone())
+    }
+
+    /// `None` while the context is open; then [`Error::Canceled`] or
+    /// [`Error::DeadlineExceeded`], never changing again (Go's `ctx.Err()`).
+    ///
+    /// One atomic load while the context is open (plus a clock read if it has a deadline).
+    #[inline]
+    pub fn err(&self) -> Option<Error> {
+        self.node.err()
+    }
+
+    /// Why the context ended: the cause given to [`CancelHandle::cancel_with`] on this context
+    /// or the ancestor whose cancel reached it, else its [`Error`] (Go's `context.Cause`).
+    /// `None` while it is open.
+    ///
+    /// ```
+    /// let (ctx, cancel) = ctxpipe::Context::background().with_cancel();
+    /// let (child, _) = ctx.with_cancel();
+    /// cancel.cancel_with(ctxpipe::Cause::msg("shutting down"));
+    /// assert_eq!(child.cause().unwrap().to_string(), "shutting down");
+    /// assert_eq!(child.err(), Some(ctxpipe::Error::Canceled));
+    /// ```
+    pub fn cause(&self) -> Option<Cause> {
+        self.node.cause()
+    }
+
+    /// The instant at which the context will be done by itself, if any (Go's `ctx.Deadline()`).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.node.deadline()
+    }
+
+    /// The value of type `T` carried by this context or its nearest ancestor that has one (Go's
+    /// `ctx.Value(key)`). A lookup is one hash probe, however deep the value sits.
+    pub fn value<T: Any>(&self) -> Option<&T> {
+        self.values.as_deref()?.get::<T>()
+    }
+
+    /// `true` once the context is cancelled or its deadline has passed.
+    ///
+    /// One atomic load while the context is open (plus a clock read if it has a deadline); it
+    /// takes no lock.
+    #[inline]
+    pub fn is_done(&self) -> bool {
+        self.node.is_done()
+    }
+
+    /// Races `future` against this context: `Ok` with its output if it finishes first, otherwise
+    /// the context's [`Error`], dropping the future.
+    ///
+    /// The context is checked before every poll, so an already-done context returns at once
+    /// without polling `future`. While the future is ready this costs one atomic load; a waker
+    /// is registered with the context only while the future is pending.
+    ///
+    /// ```
+    /// use ctxpipe::{Context, Error};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (ctx, cancel) = Context::background().with_cancel();
+    /// assert_eq!(ctx.run(async { 42 }).await, Ok(42));
+    /// cancel.cancel();
+    /// assert_eq!(ctx.run(async { 42 }).await, Err(Error::Canceled));
+    /// # }
+    /// ```
+    pub fn run<F: IntoFuture>(&self, future: F) -> Run<'_, F::IntoFuture> {
+        Run::new(&self.node, future)
+    }
+
+    /// How many child contexts are attached to this one. Not public API: for leak tests.
+    #[doc(hidden)]
+    pub fn __live_children(&self) -> usize {
+        self.node.live_children()
+    }
+}
+
+impl Default for Context {
+    /// [`Context::background`].
+    fn default() -> Context {
+        Context::background()
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("err", &self.err())
+            .field("deadline", &self.deadline())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CancelHandle {
+    /// Cancels the context and all its descendants with [`Error::Canceled`]. When it returns,
+    /// every descendant reports done. Calls after the first cancel (of any kind) do nothing.
+    pub fn cancel(&self) {
+        self.node.cancel(CANCELED, None);
+    }
+
+    /// Cancels like [`cancel`](CancelHandle::cancel) and records `cause`, which
+    /// [`Context::cause`] then returns on this context and its descendants (Go's
+    /// `CancelCauseFunc`). A `Cause` taken from another context can be passed on as is.
+    pub fn cancel_with(&self, cause: impl Into<Cause>) {
+        self.node.cancel(CANCELED, Some(cause.into()));
+    }
+
+    /// Returns `true` once the context this handle cancels is done, for whatever reason.
+    pub fn is_done(&self) -> bool {
+        self.node.is_done()
+    }
+
+    /// Turns the handle into a guard that cancels the context when dropped.
+    ///
+    /// ```
+    /// let (ctx, cancel) = ctxpipe::Context::background().with_cancel();
+    /// {
+    ///     let _guard = cancel.drop_guard();
+    /// }
+    /// assert!(ctx.is_done());
+    /// ```
+    pub fn drop_guard(self) -> DropGuard {
+        DropGuard { handle: Some(self) }
+    }
+}
+
+impl fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelHandle")
+            .field("done", &self.node.is_done())
+            .finish()
+    }
+}
+
+impl DropGuard {
+    /// Gives the handle back without cancelling.
+    pub fn disarm(mut self) -> CancelHandle {
+        self.handle
+            .take()
+            .expect("a guard holds its handle until dropped or disarmed")
+    }
+}
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.cancel();
+        }
+    }
+}
+
+impl fmt::Debug for DropGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DropGuard")
+            .field("armed", &self.handle.is_some())
+            .finish()
+    }
+}

@@ -1,0 +1,161 @@
+//! Waiting for a context: [`Done`] (Go's `<-ctx.Done()`) and [`Run`] (a future raced against
+//! its context, the checkpoint behind every `#[stage]` await).
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::error::Error;
+use crate::timer;
+use crate::tree::Node;
+
+/// A waker registered with a node, removed again when the waiter goes away.
+///
+/// `N` is an owned `Arc<Node>` for [`Done`] (which must be `'static`) or a borrowed one for
+/// [`Run`] (which borrows its context and so costs no reference count).
+struct Waiter<N: Borrow<Arc<Node>>> {
+    node: N,
+    /// Key in the node's `wakers` slab while registered.
+    key: Option<usize>,
+}
+
+impl<N: Borrow<Arc<Node>>> Waiter<N> {
+    fn new(node: N) -> Self {
+        Waiter { node, key: None }
+    }
+
+    fn node(&self) -> &Arc<Node> {
+        self.node.borrow()
+    }
+
+    /// Ready once the node is done; otherwise registers (or refreshes) `cx`'s waker.
+    fn poll_done(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let node = self.node.borrow();
+        if node.is_done() {
+            return Poll::Ready(());
+        }
+        let mut guard = node.lock();
+        // Checked again under the lock: a cancel takes the wakers under this same lock, so a
+        // waker registered while the node is open is always woken (tree invariant #5).
+        if node.has_reason() {
+            return Poll::Ready(());
+        }
+        let wakers = &mut guard.get_or_insert_with(Box::default).wakers;
+        match self.key.and_then(|key| wakers.get_mut(key)) {
+            Some(registered) => {
+                if !registered.will_wake(cx.waker()) {
+                    registered.clone_from(cx.waker());
+                }
+            }
+            None => self.key = Some(wakers.insert(cx.waker().clone())),
+        }
+        drop(guard);
+        timer::arm(node);
+        Poll::Pending
+    }
+}
+
+impl<N: Borrow<Arc<Node>>> Drop for Waiter<N> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            // Once the node is done its wakers were taken and nothing is registered again, so a
+            // stale key finds nothing rather than someone else's waker.
+            let removed = self.node.borrow().remove_waker(key);
+            drop(removed);
+        }
+    }
+}
+
+/// The future returned by [`Context::done`](crate::Context::done): resolves once the context is
+/// cancelled or its deadline passes.
+///
+/// It owns a handle to the context, so it is `'static` and `Send` and can be moved into a task.
+/// Creating it costs one reference count; it registers a waker only when polled while the
+/// context is open.
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct Done {
+    waiter: Waiter<Arc<Node>>,
+}
+
+impl Done {
+    pub(crate) fn new(node: Arc<Node>) -> Done {
+        Done {
+            waiter: Waiter::new(node),
+        }
+    }
+}
+
+impl Future for Done {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        self.get_mut().waiter.poll_done(cx)
+    }
+}
+
+impl fmt::Debug for Done {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Done")
+            .field("done", &self.waiter.node().is_done())
+            .finish()
+    }
+}
+
+pin_project! {
+    /// The future returned by [`Context::run`](crate::Context::run): the inner future raced
+    /// against the context.
+    ///
+    /// Each poll first checks the context (one atomic load while it is open), then polls the
+    /// inner future; only when that is pending does it register a waker with the context. So a
+    /// future that is ready at once costs one load, and an already-done context never polls it.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct Run<'a, F> {
+        waiter: Waiter<&'a Arc<Node>>,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<'a, F: Future> Run<'a, F> {
+    pub(crate) fn new(node: &'a Arc<Node>, future: impl IntoFuture<IntoFuture = F>) -> Self {
+        Run {
+            waiter: Waiter::new(node),
+            future: future.into_future(),
+        }
+    }
+}
+
+impl<F: Future> Future for Run<'_, F> {
+    type Output = Result<F::Output, Error>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Some(err) = this.waiter.node().err() {
+            return Poll::Ready(Err(err));
+        }
+        if let Poll::Ready(output) = this.future.poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        match this.waiter.poll_done(cx) {
+            Poll::Pending => Poll::Pending,
+            // Done between the two checks: the inner future is dropped with `Run`.
+            Poll::Ready(()) => {
+                Poll::Ready(Err(this.waiter.node().err().unwrap_or(Error::Canceled)))
+            }
+        }
+    }
+}
+
+impl<F> fmt::Debug for Run<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Run")
+            .field("done", &self.waiter.node().is_done())
+            .finish_non_exhaustive()
+    }
+}

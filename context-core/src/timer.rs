@@ -1,0 +1,189 @@
+//! The shared deadline timer: at most one task per runtime, and only while someone waits.
+//!
+//! A context with a deadline costs no task and no timer entry when it is made. Its expiry is
+//! noticed in two ways:
+//!
+//! - lazily: `is_done()`, `err()` and every checkpoint compare the deadline with tokio's clock, so
+//!   code that polls the context sees it end on time without any timer;
+//! - by this timer, when something must happen at that instant without anyone polling: a pending
+//!   `done()` or `run()` future, or a pending `after_func`. The first waiter *arms* the deadline's
+//!   owner node (once per node, see `Node::claim_timer`), which pushes `(deadline, Weak<node>)` on
+//!   the heap of the current runtime's timer. At the deadline the timer cancels the owner with
+//!   `DeadlineExceeded`, which wakes every waiter of every descendant.
+//!
+//! The timer of a runtime is one task, spawned when its heap gets its first entry and finished
+//! when the heap is empty, so an idle runtime has none. Its sleep runs on tokio's clock, so
+//! `tokio::time::pause()` drives it. Outside any runtime, waiters use one shared background
+//! thread that runs a small runtime of its own. The heap holds `Weak` references: a context that
+//! is dropped before its deadline keeps only its allocation (not its children or values) until
+//! the entry is popped.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+
+use tokio::runtime::{self, Handle};
+use tokio::sync::Notify;
+use tokio::time::{self, Instant};
+
+use crate::tree::Node;
+
+/// The timers of all runtimes that currently have one, keyed by runtime id. An entry exists
+/// exactly while its task runs (it removes the entry, under this lock, when its heap is empty).
+static TIMERS: Mutex<Vec<RuntimeTimer>> = Mutex::new(Vec::new());
+
+struct RuntimeTimer {
+    runtime: runtime::Id,
+    /// Tells a guard of an old task from the current one.
+    task: u64,
+    heap: BinaryHeap<Reverse<Entry>>,
+    wake: Arc<Notify>,
+}
+
+struct Entry {
+    at: Instant,
+    seq: u64,
+    node: Weak<Node>,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Entry) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, other: &Entry) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+fn timers() -> MutexGuard<'static, Vec<RuntimeTimer>> {
+    // Only heap and Vec operations run under this lock; a poison carries no meaning.
+    TIMERS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn next_serial() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
+    SERIAL.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Makes sure someone will cancel `node`'s deadline owner at the deadline, if it has one and no
+/// timer holds it yet. Call it after registering a waiter.
+pub(crate) fn arm(node: &Arc<Node>) {
+    let Some((owner, at)) = node.claim_timer() else {
+        return;
+    };
+    let handle = Handle::try_current().unwrap_or_else(|_| fallback().clone());
+    let entry = Entry {
+        at,
+        seq: next_serial(),
+        node: Arc::downgrade(&owner),
+    };
+    let mut timers = timers();
+    match timers.iter_mut().find(|t| t.runtime == handle.id()) {
+        Some(timer) => {
+            let earliest = timer.heap.peek().is_none_or(|Reverse(first)| at < first.at);
+            timer.heap.push(Reverse(entry));
+            if earliest {
+                timer.wake.notify_one();
+            }
+        }
+        None => {
+            let task = next_serial();
+            let wake = Arc::new(Notify::new());
+            timers.push(RuntimeTimer {
+                runtime: handle.id(),
+                task,
+                heap: BinaryHeap::from([Reverse(entry)]),
+                wake: wake.clone(),
+            });
+            drop(timers);
+            handle.spawn(run(handle.id(), task, wake));
+        }
+    }
+}
+
+/// The timer task of one runtime.
+async fn run(runtime: runtime::Id, task: u64, wake: Arc<Notify>) {
+    let guard = Abandon { runtime, task };
+    loop {
+        let (due, next) = {
+            let mut timers = timers();
+            let Some(index) = timers.iter().position(|t| t.task == task) else {
+                break;
+            };
+            let now = Instant::now();
+            let heap = &mut timers[index].heap;
+            let mut due = Vec::new();
+            while heap.peek().is_some_and(|Reverse(first)| first.at <= now) {
+                due.extend(heap.pop().map(|Reverse(entry)| entry.node));
+            }
+            let next = heap.peek().map(|Reverse(first)| first.at);
+            if next.is_none() {
+                timers.swap_remove(index);
+            }
+            (due, next)
+        };
+        for node in due.iter().filter_map(Weak::upgrade) {
+            node.expire();
+        }
+        let Some(next) = next else {
+            break;
+        };
+        tokio::select! {
+            () = time::sleep_until(next) => {}
+            () = wake.notified() => {}
+        }
+    }
+    std::mem::forget(guard);
+}
+
+/// Dropped only if the timer task is dropped before its heap is empty (its runtime shut down):
+/// removes the timer and lets the next waiter of each pending node arm a new one.
+struct Abandon {
+    runtime: runtime::Id,
+    task: u64,
+}
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        let abandoned = {
+            let mut timers = timers();
+            let index = timers
+                .iter()
+                .position(|t| t.runtime == self.runtime && t.task == self.task);
+            index.map(|index| timers.swap_remove(index))
+        };
+        for Reverse(entry) in abandoned.into_iter().flat_map(|timer| timer.heap) {
+            if let Some(node) = entry.node.upgrade() {
+                node.disarm_timer();
+            }
+        }
+    }
+}
+
+/// A runtime for waiters outside any runtime, on one background thread started on first use.
+fn fallback() -> &'static Handle {
+    static FALLBACK: OnceLock<Handle> = OnceLock::new();
+    FALLBACK.get_or_init(|| {
+        let runtime = runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("building a current-thread runtime with only a timer does not fail");
+        let handle = runtime.handle().clone();
+        std::thread::Builder::new()
+            .name("ctxpipe-timer".into())
+            .spawn(move || runtime.block_on(std::future::pending::<()>()))
+            .expect("spawning the ctxpipe timer thread");
+        handle
+    })
+}

@@ -1,0 +1,418 @@
+//! The cancellation tree: nodes, how a child attaches to its parent, how cancellation spreads
+//! downward and how a dropped child detaches.
+//!
+//! Every [`Context`](crate::Context) points at a [`Node`]. A cancel or deadline layer creates a
+//! node; a value layer does not (values live beside the node, see `values.rs`).
+//!
+//! # Invariants
+//!
+//! 1. A node's reason (`state & REASON`) goes from open to `CANCELED` or `DEADLINE` once, under
+//!    the node's own lock, and never changes again. Reads of the reason need no lock.
+//! 2. A node's `cause` is written before its reason, under the same lock, so whoever sees the
+//!    reason (Acquire) and then takes the lock sees the cause.
+//! 3. A parent's `children` slab holds a `Weak` to every attached child, at the key stored in the
+//!    child's `slot`. Only that child removes that key (when it drops), and only a cancel takes the
+//!    whole slab. Once a node is done its slab is gone and nothing is ever inserted again: a child
+//!    of a done parent is born done and detached.
+//! 4. When `cancel` returns, every descendant attached at the time is done (propagation is
+//!    synchronous). A thread that observes a node open while an ancestor is being cancelled on
+//!    another thread finishes the job for its own subtree (`help_cancel`), so `is_done`, `err` and
+//!    `cause` always agree with each other.
+//! 5. Wakers and `after_func` entries are only taken out under the lock; they are woken and
+//!    started after every lock is released, so user code never runs under a lock of the tree.
+//!
+//! # Deadlock safety
+//!
+//! No code path holds two node locks at once: child creation locks the parent, a dropping child
+//! locks its parent, cancel locks one node at a time (collecting children under the lock and
+//! visiting them after releasing it), and waiters lock only the node they wait on.
+//!
+//! # Deadlines
+//!
+//! A node's `deadline` is its effective one: the earlier of its own and its parent's. The node
+//! whose own deadline is the effective one has `OWNS_DEADLINE`; expiry cancels that owner, which
+//! reaches every descendant through invariant #4. Expiry is noticed lazily — `is_done` compares
+//! the deadline with tokio's clock — and, when someone waits, by the shared timer (`timer.rs`).
+
+use std::sync::{Arc, Weak};
+use std::task::Waker;
+
+use tokio::time::Instant;
+
+use crate::after_func::AfterEntry;
+use crate::cause::Cause;
+use crate::error::Error;
+use crate::loom::{AtomicU8, Mutex, MutexGuard, Ordering};
+use crate::slab::Slab;
+
+/// `state & REASON`: open (0), [`CANCELED`] or [`DEADLINE`].
+const REASON: u8 = 0b0000_0011;
+pub(crate) const CANCELED: u8 = 0b0000_0001;
+pub(crate) const DEADLINE: u8 = 0b0000_0010;
+/// This node's own deadline is its effective one: expiry cancels this node.
+const OWNS_DEADLINE: u8 = 0b0000_0100;
+/// The node can never be cancelled (background, `without_cancel`): children do not attach.
+const NEVER: u8 = 0b0000_1000;
+/// The shared timer holds an entry for this node's deadline.
+const TIMER_ARMED: u8 = 0b0001_0000;
+
+pub(crate) struct Node {
+    state: AtomicU8,
+    /// Key of this node in the parent's `children` slab (invariant #3); unused when detached.
+    slot: usize,
+    /// The effective deadline: the earlier of this node's own and its parent's.
+    deadline: Option<Instant>,
+    /// `None` for roots, children of never-cancelled nodes and children born done.
+    parent: Option<Arc<Node>>,
+    /// Boxed so that a leaf that nobody waits on costs one word here.
+    inner: Mutex<Option<Box<Inner>>>,
+}
+
+#[derive(Default)]
+pub(crate) struct Inner {
+    children: Slab<Weak<Node>>,
+    pub(crate) wakers: Slab<Waker>,
+    pub(crate) after: Slab<AfterEntry>,
+    /// The cause given to `cancel_with`, or inherited from the ancestor whose cancel reached this
+    /// node. `None` with a reason set means the plain `Error`.
+    cause: Option<Cause>,
+}
+
+/// What a finished cancel hands back to run outside every lock (invariant #5).
+#[derive(Default)]
+struct Fired {
+    wakers: Vec<Waker>,
+    after: Vec<AfterEntry>,
+}
+
+impl Node {
+    /// A node without parent.
+    fn detached(state: u8, deadline: Option<Instant>, cause: Option<Cause>) -> Node {
+        let inner = cause.map(|cause| {
+            Box::new(Inner {
+                cause: Some(cause),
+                ..Inner::default()
+            })
+        });
+        Node {
+            state: AtomicU8::new(state),
+            slot: 0,
+            deadline,
+            parent: None,
+            inner: Mutex::new(inner),
+        }
+    }
+
+    /// The node behind `Context::background()`: never cancelled, without deadline.
+    pub(crate) fn never() -> Arc<Node> {
+        #[cfg(not(loom))]
+        {
+            static BACKGROUND: std::sync::OnceLock<Arc<Node>> = std::sync::OnceLock::new();
+            BACKGROUND
+                .get_or_init(|| Arc::new(Node::detached(NEVER, None, None)))
+                .clone()
+        }
+        // Loom's atomics must not outlive a model, so every model gets fresh nodes.
+        #[cfg(loom)]
+        Arc::new(Node::detached(NEVER, None, None))
+    }
+
+    /// A child of `parent` with its own `deadline`, if any. Attaches it (invariant #3) unless the
+    /// parent can never be cancelled. It is born done, and detached, if the parent is done (with
+    /// the parent's reason and cause, as Go does) or else if its own deadline has passed.
+    pub(crate) fn child(parent: &Arc<Node>, deadline: Option<Instant>) -> Arc<Node> {
+        let (deadline, owns) = match (deadline, parent.deadline) {
+            (Some(own), Some(inherited)) if inherited <= own => (Some(inherited), false),
+            (Some(own), _) => (Some(own), true),
+            (None, inherited) => (inherited, false),
+        };
+        let flags = if owns { OWNS_DEADLINE } else { 0 };
+        let expired = owns && deadline.is_some_and(|d| d <= Instant::now());
+        let own_reason = if expired { DEADLINE } else { 0 };
+
+        if !parent.can_be_canceled() {
+            return Arc::new(Node::detached(flags | own_reason, deadline, None));
+        }
+        // Notices an expired inherited deadline, so the child is born done rather than attached
+        // to a parent that only looks open.
+        parent.is_done();
+
+        let mut guard = parent.lock();
+        let reason = parent.reason();
+        if reason != 0 {
+            // Invariant #2: the cause is complete once the reason is visible under the lock.
+            let cause = guard.as_ref().and_then(|inner| inner.cause.clone());
+            drop(guard);
+            return Arc::new(Node::detached(flags | reason, deadline, cause));
+        }
+        if expired {
+            drop(guard);
+            return Arc::new(Node::detached(flags | DEADLINE, deadline, None));
+        }
+        let children = &mut guard.get_or_insert_with(Box::default).children;
+        Arc::new_cyclic(|weak| Node {
+            state: AtomicU8::new(flags),
+            slot: children.insert(weak.clone()),
+            deadline,
+            parent: Some(parent.clone()),
+            inner: Mutex::new(None),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Option<Box<Inner>>> {
+        // A panic never happens while the lock is held (only slab and Vec operations run under
+        // it), so poisoning carries no meaning here.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The reason bits, without looking at the clock.
+    fn reason(&self) -> u8 {
+        // Acquire: pairs with the Release in `cancel_one`, so a reader that sees the reason also
+        // sees everything written before it (invariant #2).
+        self.state.load(Ordering::Acquire) & REASON
+    }
+
+    /// `true` once a cancel has reached this node; unlike `is_done`, never reads the clock, so
+    /// it can be called under the node's lock.
+    pub(crate) fn has_reason(&self) -> bool {
+        self.reason() != 0
+    }
+
+    /// `true` once the node is cancelled or its deadline has passed.
+    ///
+    /// The fast path is one atomic load. A node with a deadline also reads the clock and, when
+    /// the deadline has passed, cancels the deadline's owner so that every observer agrees.
+    #[inline]
+    pub(crate) fn is_done(&self) -> bool {
+        if self.reason() != 0 {
+            return true;
+        }
+        match self.deadline {
+            None => false,
+            Some(deadline) => self.check_deadline(deadline),
+        }
+    }
+
+    #[cold]
+    fn check_deadline(&self, deadline: Instant) -> bool {
+        if Instant::now() < deadline {
+            return false;
+        }
+        self.expire();
+        true
+    }
+
+    /// The deadline has passed: cancel its owner, then make sure this node is done too.
+    pub(crate) fn expire(&self) {
+        let mut owner = self;
+        while owner.state.load(Ordering::Relaxed) & OWNS_DEADLINE == 0 {
+            match &owner.parent {
+                Some(parent) => owner = parent,
+                // Detached nodes (born done) have nothing to propagate to.
+                None => break,
+            }
+        }
+        owner.cancel(DEADLINE, None);
+        self.help_cancel();
+    }
+
+    /// Invariant #4: if an ancestor is done but its cancel has not reached this node yet (it is
+    /// running on another thread), cancel this node's subtree with the ancestor's reason now.
+    fn help_cancel(&self) {
+        if self.reason() != 0 {
+            return;
+        }
+        let mut ancestor = self.parent.as_deref();
+        while let Some(node) = ancestor {
+            let reason = node.reason();
+            if reason != 0 {
+                let cause = node.lock().as_ref().and_then(|inner| inner.cause.clone());
+                self.cancel(reason, cause);
+                return;
+            }
+            ancestor = node.parent.as_deref();
+        }
+    }
+
+    /// Why the node is done, once it is.
+    pub(crate) fn err(&self) -> Option<Error> {
+        if !self.is_done() {
+            return None;
+        }
+        Some(match self.reason() {
+            DEADLINE => Error::DeadlineExceeded,
+            _ => Error::Canceled,
+        })
+    }
+
+    /// The cause of a done node: the one given to `cancel_with`, else its `Error`.
+    pub(crate) fn cause(&self) -> Option<Cause> {
+        let err = self.err()?;
+        let given = self.lock().as_ref().and_then(|inner| inner.cause.clone());
+        Some(given.unwrap_or_else(|| Cause::new(err)))
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    pub(crate) fn can_be_canceled(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & NEVER == 0
+    }
+
+    /// Sets `TIMER_ARMED` on the owner of this node's deadline and returns the owner and its
+    /// deadline if this call is the one that must arm the shared timer.
+    pub(crate) fn claim_timer(self: &Arc<Node>) -> Option<(Arc<Node>, Instant)> {
+        let deadline = self.deadline?;
+        let mut owner = self;
+        while owner.state.load(Ordering::Relaxed) & OWNS_DEADLINE == 0 {
+            owner = owner.parent.as_ref()?;
+        }
+        let before = owner.state.fetch_or(TIMER_ARMED, Ordering::Relaxed);
+        (before & (TIMER_ARMED | REASON) == 0).then(|| (owner.clone(), deadline))
+    }
+
+    /// The timer that held this node's entry went away: let the next waiter arm a new one.
+    pub(crate) fn disarm_timer(&self) {
+        self.state.fetch_and(!TIMER_ARMED, Ordering::Relaxed);
+    }
+
+    /// Cancels this node and every attached descendant with `reason` (`CANCELED` or `DEADLINE`)
+    /// and `cause`. Returns `false` if the node was already done (the first cancel wins).
+    ///
+    /// Iterative, so a chain a million deep cannot overflow the stack. Each node is locked on its
+    /// own: its children are collected under its lock and visited after it is released (see
+    /// "Deadlock safety"). Wakers and `after_func`s run once every node is done (invariant #5).
+    pub(crate) fn cancel(&self, reason: u8, cause: Option<Cause>) -> bool {
+        let mut fired = Fired::default();
+        let mut pending = Vec::new();
+        if !self.cancel_one(reason, &cause, &mut pending, &mut fired) {
+            return false;
+        }
+        while let Some(child) = pending.pop() {
+            child.cancel_one(reason, &cause, &mut pending, &mut fired);
+        }
+        for waker in fired.wakers {
+            waker.wake();
+        }
+        for entry in fired.after {
+            entry.fire();
+        }
+        true
+    }
+
+    fn cancel_one(
+        &self,
+        reason: u8,
+        cause: &Option<Cause>,
+        pending: &mut Vec<Arc<Node>>,
+        fired: &mut Fired,
+    ) -> bool {
+        let mut guard = self.lock();
+        // Invariant #1: only the first cancel moves the reason, and only under the lock.
+        if self.reason() != 0 || !self.can_be_canceled() {
+            return false;
+        }
+        if let Some(inner) = guard.as_mut() {
+            pending.extend(inner.children.drain().filter_map(|weak| weak.upgrade()));
+            fired.wakers.extend(inner.wakers.drain());
+            fired.after.extend(inner.after.drain());
+        }
+        let emptied = match cause {
+            Some(cause) => {
+                guard.get_or_insert_with(Box::default).cause = Some(cause.clone());
+                None
+            }
+            None => guard.take(),
+        };
+        // Release: publishes the cause written above before the reason (invariant #2).
+        self.state.fetch_or(reason, Ordering::Release);
+        drop(guard);
+        drop(emptied);
+        true
+    }
+
+    /// Number of attached children (for leak tests).
+    pub(crate) fn live_children(&self) -> usize {
+        self.lock().as_ref().map_or(0, |inner| inner.children.len())
+    }
+
+    /// Removes the child at `slot` (invariant #3); a no-op once this node was cancelled.
+    fn detach(&self, slot: usize) {
+        let removed = self
+            .lock()
+            .as_mut()
+            .and_then(|inner| inner.children.remove(slot));
+        // The Weak is dropped outside the lock; it cannot free a node, only its allocation.
+        drop(removed);
+    }
+
+    /// Removes a waiter's waker; `None` once the node is done (its wakers were taken).
+    pub(crate) fn remove_waker(&self, key: usize) -> Option<Waker> {
+        self.lock()
+            .as_mut()
+            .and_then(|inner| inner.wakers.remove(key))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Detach from the parent. Releasing the parent may drop it too, and so on up the chain:
+        // walk it in a loop rather than recursively, so that dropping the last handle of a very
+        // deep chain cannot overflow the stack.
+        let mut parent = self.parent.take();
+        let mut slot = self.slot;
+        while let Some(node) = parent {
+            node.detach(slot);
+            match Arc::into_inner(node) {
+                Some(mut last) => {
+                    parent = last.parent.take();
+                    slot = last.slot;
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_stays_small() {
+        // A leaf that nobody waits on: state, slot, deadline, parent and a boxed inner.
+        assert!(
+            std::mem::size_of::<Node>() <= 56,
+            "{}",
+            std::mem::size_of::<Node>()
+        );
+    }
+
+    #[test]
+    fn dropping_a_deep_chain_does_not_overflow() {
+        let root = Arc::new(Node::detached(0, None, None));
+        let mut leaf = root.clone();
+        for _ in 0..200_000 {
+            leaf = Node::child(&leaf, None);
+        }
+        assert_eq!(root.live_children(), 1);
+        drop(leaf);
+        assert_eq!(root.live_children(), 0);
+    }
+
+    #[test]
+    fn cancelling_a_deep_chain_does_not_overflow() {
+        let root = Arc::new(Node::detached(0, None, None));
+        let mut chain = vec![root.clone()];
+        for _ in 0..200_000 {
+            let next = Node::child(chain.last().unwrap(), None);
+            chain.push(next);
+        }
+        assert!(root.cancel(CANCELED, None));
+        assert!(chain.iter().all(|node| node.is_done()));
+        assert!(!root.cancel(DEADLINE, None), "the first cancel wins");
+    }
+}

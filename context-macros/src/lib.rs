@@ -1,0 +1,1 @@
+//! Procedural macros of ctxpipe. Use them through the `ctxpipe` facade.
