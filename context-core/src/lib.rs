@@ -27,6 +27,7 @@
 mod after_func;
 mod cause;
 mod context;
+mod ctx_value;
 mod done;
 mod error;
 mod loom;
@@ -38,5 +39,6 @@ mod values;
 pub use after_func::AfterFunc;
 pub use cause::Cause;
 pub use context::{CancelHandle, Context, DropGuard};
+pub use ctx_value::CtxValue;
 pub use done::{Done, Run};
 pub use error::Error;
