@@ -34,11 +34,15 @@ async fn call(ctx: Context, name: &'static str, latency: Duration, fails: bool) 
     let started = Instant::now();
     match ctx.run(tokio::time::sleep(latency)).await {
         Ok(()) if fails => format!("{name:>8}: failed after {:?}", started.elapsed()),
-        Ok(()) => format!("{name:>8}: answered request {id} in {:?}", started.elapsed()),
+        Ok(()) => format!(
+            "{name:>8}: answered request {id} in {:?}",
+            started.elapsed()
+        ),
         Err(err) => format!(
             "{name:>8}: stopped after {:?}: {err} (cause: {})",
             started.elapsed(),
-            ctx.cause().map_or_else(|| "-".into(), |cause| cause.to_string())
+            ctx.cause()
+                .map_or_else(|| "-".into(), |cause| cause.to_string())
         ),
     }
 }
@@ -95,8 +99,13 @@ async fn main() {
     }
 
     cancel.cancel(); // a no-op if a backend failed or the deadline passed first
-    let ended = ended_rx.await.expect("the after_func runs once the request is done");
-    let cause = request.cause().map(|cause| cause.to_string()).unwrap_or_default();
+    let ended = ended_rx
+        .await
+        .expect("the after_func runs once the request is done");
+    let cause = request
+        .cause()
+        .map(|cause| cause.to_string())
+        .unwrap_or_default();
     println!(
         "request: {} after {ended:?} (cause: {cause})",
         request.err().unwrap_or(Error::Canceled)

@@ -1,2 +1,134 @@
-//! Loom models of the cancellation tree; run with `RUSTFLAGS="--cfg loom"` (see `.ci/run`).
+//! Loom models of the cancellation tree: every interleaving of cancel against child creation,
+//! child drop, `after_func` registration and `stop()`, concurrent cancels, and a waiter.
+//!
+//! Run with `RUSTFLAGS="--cfg loom" cargo test -p context-core --release --test loom` (`.ci/run`
+//! does, with a separate target dir).
 #![cfg(loom)]
+
+use context_core::{Cause, Context, Error};
+use loom::sync::mpsc::{channel, Receiver};
+use loom::thread;
+
+/// A cancellable root: a child of background (which never attaches children).
+fn root() -> (Context, context_core::CancelHandle) {
+    Context::background().with_cancel()
+}
+
+/// An after_func callback that reports on a channel, so a model can wait for it.
+fn reporting() -> (impl FnOnce() + Send + 'static, Receiver<()>) {
+    let (tx, rx) = channel();
+    (move || tx.send(()).unwrap(), rx)
+}
+
+#[test]
+fn cancel_races_child_creation() {
+    loom::model(|| {
+        let (ctx, cancel) = root();
+        let canceller = thread::spawn(move || cancel.cancel());
+        let (child, _child_cancel) = ctx.with_cancel();
+        canceller.join().unwrap();
+
+        // Born done or reached by the cancel: either way done, with the parent's error.
+        assert_eq!(child.err(), Some(Error::Canceled));
+        assert_eq!(ctx.__live_children(), 0, "a done parent holds no children");
+    });
+}
+
+#[test]
+fn cancel_races_child_drop() {
+    loom::model(|| {
+        let (ctx, cancel) = root();
+        let (child, child_cancel) = ctx.with_cancel();
+        let (grandchild, _) = child.with_cancel();
+        let canceller = thread::spawn(move || cancel.cancel());
+        drop((child, child_cancel));
+        canceller.join().unwrap();
+
+        assert_eq!(ctx.__live_children(), 0);
+        assert_eq!(
+            grandchild.err(),
+            Some(Error::Canceled),
+            "still reached through its parent"
+        );
+    });
+}
+
+#[test]
+fn cancel_races_after_func_registration() {
+    loom::model(|| {
+        let (ctx, cancel) = root();
+        let (call, ran) = reporting();
+        let canceller = thread::spawn(move || cancel.cancel());
+        let after = ctx.after_func(call);
+        canceller.join().unwrap();
+
+        ran.recv().expect("the call runs once the context is done");
+        assert!(ran.try_recv().is_err(), "the call runs once");
+        assert!(!after.stop(), "a started call cannot be stopped");
+    });
+}
+
+#[test]
+fn cancel_races_stop() {
+    loom::model(|| {
+        let (ctx, cancel) = root();
+        let (call, ran) = reporting();
+        let after = ctx.after_func(call);
+        let canceller = thread::spawn(move || cancel.cancel());
+        let stopped = after.stop();
+        canceller.join().unwrap();
+
+        if stopped {
+            assert!(ran.try_recv().is_err(), "a stopped call never starts");
+        } else {
+            ran.recv().expect("a call that was not stopped runs");
+        }
+        assert!(!after.stop(), "only one stop can succeed");
+    });
+}
+
+#[test]
+fn concurrent_cancels_agree_on_one_cause() {
+    loom::model(|| {
+        let (ctx, cancel) = root();
+        let (child, _) = ctx.with_cancel();
+        let other = cancel.clone();
+        let first = thread::spawn(move || other.cancel_with(Cause::msg("first")));
+        cancel.cancel_with(Cause::msg("second"));
+        first.join().unwrap();
+
+        let winner = ctx.cause().unwrap().to_string();
+        assert!(winner == "first" || winner == "second");
+        assert_eq!(
+            child.cause().unwrap().to_string(),
+            winner,
+            "descendants share the cause"
+        );
+    });
+}
+
+#[test]
+fn done_future_is_woken_by_a_racing_cancel() {
+    loom::model(|| {
+        let (ctx, cancel) = root();
+        let (child, _) = ctx.with_cancel();
+        let waiter = thread::spawn(move || loom::future::block_on(child.done()));
+        cancel.cancel();
+        waiter.join().unwrap();
+    });
+}
+
+#[test]
+fn err_and_cause_agree_while_a_cancel_is_in_flight() {
+    loom::model(|| {
+        let (ctx, cancel) = root();
+        let (child, _) = ctx.with_cancel();
+        let canceller = thread::spawn(move || cancel.cancel_with(Cause::msg("stop")));
+        if child.err().is_some() {
+            let cause = child.cause().expect("a done context has a cause");
+            assert_eq!(cause.to_string(), "stop");
+        }
+        canceller.join().unwrap();
+        assert_eq!(child.cause().unwrap().to_string(), "stop");
+    });
+}
