@@ -3,6 +3,9 @@
 //! Used for a node's children, its waiting wakers and its pending `after_func`s. Keys stay valid
 //! until removed, so the owner of an entry can find it again in O(1) without searching.
 
+/// Capacity kept when the slab empties.
+const KEEP: usize = 16;
+
 pub(crate) struct Slab<T> {
     entries: Vec<Option<T>>,
     free: Vec<usize>,
@@ -53,9 +56,15 @@ impl<T> Slab<T> {
         let value = self.entries.get_mut(key)?.take()?;
         self.len -= 1;
         if self.len == 0 {
-            // Nothing is live: give the memory back instead of keeping the peak.
-            self.entries = Vec::new();
-            self.free = Vec::new();
+            // Nothing is live. Give a large buffer back rather than keep the peak forever; keep a
+            // small one, so a parent that creates and drops one child at a time does not
+            // allocate each time.
+            self.entries.clear();
+            self.free.clear();
+            if self.entries.capacity() > KEEP {
+                self.entries = Vec::new();
+                self.free = Vec::new();
+            }
         } else if key + 1 == self.entries.len() {
             self.entries.pop();
         } else {

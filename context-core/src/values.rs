@@ -13,7 +13,7 @@ use std::sync::Arc;
 type Shared = Arc<dyn Any + Send + Sync>;
 
 pub(crate) struct Values {
-    /// Length is a power of two, at most half full, so every probe sequence ends at a `None`.
+    /// Length is a power of two, at most three quarters full, so every probe ends at a `None`.
     slots: Box<[Option<(TypeId, Shared)>]>,
     len: usize,
 }
@@ -22,7 +22,8 @@ impl Values {
     /// A table holding `parent`'s entries plus `value`, which replaces an entry of its type.
     pub(crate) fn with<T: Any + Send + Sync>(parent: Option<&Values>, value: T) -> Values {
         let inherited = parent.map_or(0, |p| p.len);
-        let capacity = ((inherited + 1) * 2).next_power_of_two();
+        // At most three quarters full, so every probe sequence ends at an empty slot.
+        let capacity = ((inherited + 1) * 4 / 3 + 1).next_power_of_two();
         let mut slots: Box<[Option<(TypeId, Shared)>]> = (0..capacity).map(|_| None).collect();
         let mut len = 1;
         if let Some(parent) = parent {
@@ -131,6 +132,6 @@ mod tests {
         assert_eq!(v.len, 34);
         assert_eq!(v.slots.iter().flatten().count(), 34);
         assert_eq!(v.get::<u8>(), Some(&0));
-        assert!(v.slots.len() >= 2 * v.len && v.slots.len() <= 4 * v.len);
+        assert!(4 * v.len <= 3 * v.slots.len() && v.slots.len() <= 4 * v.len);
     }
 }
