@@ -42,35 +42,40 @@ pub(crate) struct AfterEntry {
 
 impl AfterFunc {
     pub(crate) fn register(node: &Arc<Node>, call: Box<dyn FnOnce() + Send>) -> AfterFunc {
+        if !node.can_be_canceled() {
+            // It can never run: keep nothing, and `stop()` still reports that it stopped it.
+            return AfterFunc::new(PENDING, node, usize::MAX);
+        }
         let runtime = Handle::try_current().ok();
         // Notices a passed deadline before locking: expiring takes the lock itself.
         let expired = node.is_done();
         let mut guard = node.lock();
         if expired || node.has_reason() {
             drop(guard);
-            let shared = Arc::new(Shared {
-                state: AtomicU8::new(RUNNING),
-                node: node.clone(),
-                key: usize::MAX,
-            });
             spawn(runtime, call);
-            return AfterFunc { shared };
+            return AfterFunc::new(RUNNING, node, usize::MAX);
         }
         let after = &mut guard.get_or_insert_with(Box::default).after;
-        let shared = Arc::new(Shared {
-            state: AtomicU8::new(PENDING),
-            node: node.clone(),
-            key: after.next_key(),
-        });
+        let handle = AfterFunc::new(PENDING, node, after.next_key());
         let key = after.insert(AfterEntry {
-            shared: shared.clone(),
+            shared: handle.shared.clone(),
             call,
             runtime,
         });
-        debug_assert_eq!(key, shared.key);
+        debug_assert_eq!(key, handle.shared.key);
         drop(guard);
         crate::timer::arm(node);
-        AfterFunc { shared }
+        handle
+    }
+
+    fn new(state: u8, node: &Arc<Node>, key: usize) -> AfterFunc {
+        AfterFunc {
+            shared: Arc::new(Shared {
+                state: AtomicU8::new(state),
+                node: node.clone(),
+                key,
+            }),
+        }
     }
 
     /// Stops the call from running. Returns `true` if this stopped it; `false` if it had already

@@ -39,6 +39,11 @@ impl<N: Borrow<Arc<Node>>> Waiter<N> {
         if node.is_done() {
             return Poll::Ready(());
         }
+        if !node.can_be_canceled() {
+            // Nothing will ever wake it: skip the lock that every waiter on the background
+            // context would otherwise share.
+            return Poll::Pending;
+        }
         let mut guard = node.lock();
         // Checked again under the lock: a cancel takes the wakers under this same lock, so a
         // waker registered while the node is open is always woken (tree invariant #5).
