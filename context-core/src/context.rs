@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::after_func::AfterFunc;
 use crate::cause::Cause;
-use crate::done::{Done, Run};
+use crate::done::{Done, Run, Watch};
 use crate::error::Error;
 use crate::tree::{Node, CANCELED};
 use crate::values::Values;
@@ -320,6 +320,24 @@ impl Context {
     /// ```
     pub fn run<F: IntoFuture>(&self, future: F) -> Run<'_, F::IntoFuture> {
         Run::new(&self.node, future)
+    }
+
+    /// A [`Watch`] on this context: races many futures, one after another, against it while
+    /// registering with it once.
+    pub fn watch(&self) -> Watch {
+        Watch::new(self.node.clone())
+    }
+
+    /// Not public API: the checkpoint of `#[stage]`. Races `future` against this context,
+    /// sharing `watch`'s registration when `watch` watches this very context (it does not once
+    /// the stage has shadowed `ctx` with a narrower one).
+    #[doc(hidden)]
+    pub fn __checkpoint<'a, F: IntoFuture>(
+        &'a self,
+        watch: &'a mut Watch,
+        future: F,
+    ) -> Run<'a, F::IntoFuture> {
+        Run::with_watch(&self.node, watch, future)
     }
 
     /// How many child contexts are attached to this one. Not public API: for leak tests.

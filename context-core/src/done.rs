@@ -6,7 +6,7 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
+use std::task::{Context as TaskContext, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
@@ -111,16 +111,115 @@ impl fmt::Debug for Done {
     }
 }
 
+/// Races a series of futures against one context while registering with it only once, for
+/// loops and functions that await many times (every `#[stage]` uses one).
+///
+/// [`Context::run`] registers a waker with the context each time its future is pending and
+/// removes it when the future finishes: two lock round trips per pending await. A `Watch` keeps
+/// its registration from one [`run`](Watch::run) to the next as long as the same task polls
+/// it, so later pending awaits cost one atomic load. It is removed when the `Watch` is dropped.
+///
+/// # Examples
+///
+/// ```
+/// use ctxpipe::{Context, Error};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (ctx, cancel) = Context::background().with_cancel();
+/// let mut watch = ctx.watch();
+/// for _ in 0..1_000 {
+///     watch.run(tokio::task::yield_now()).await.unwrap();
+/// }
+/// cancel.cancel();
+/// assert_eq!(watch.run(tokio::task::yield_now()).await, Err(Error::Canceled));
+/// # }
+/// ```
+pub struct Watch {
+    waiter: Waiter<Arc<Node>>,
+    /// The waker registered by `waiter`, to recognise the same task without taking the lock.
+    waker: Option<Waker>,
+}
+
+impl Watch {
+    pub(crate) fn new(node: Arc<Node>) -> Watch {
+        Watch {
+            waiter: Waiter::new(node),
+            waker: None,
+        }
+    }
+
+    pub(crate) fn node(&self) -> &Arc<Node> {
+        self.waiter.node()
+    }
+
+    /// Races `future` against the watched context, like [`Context::run`](crate::Context::run).
+    pub fn run<F: IntoFuture>(&mut self, future: F) -> Run<'_, F::IntoFuture> {
+        Run {
+            slot: Slot::Shared(self),
+            future: future.into_future(),
+        }
+    }
+
+    fn poll_done(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
+        if self.waiter.key.is_some() && self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            // Still registered for this task: a cancel will wake it (tree invariant #5).
+            return if self.waiter.node().is_done() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            };
+        }
+        let poll = self.waiter.poll_done(cx);
+        if self.waiter.key.is_some() {
+            self.waker = Some(cx.waker().clone());
+        }
+        poll
+    }
+}
+
+impl fmt::Debug for Watch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Watch")
+            .field("done", &self.node().is_done())
+            .field("registered", &self.waiter.key.is_some())
+            .finish()
+    }
+}
+
+/// Where a [`Run`] registers its waker: its own registration, or a [`Watch`]'s.
+enum Slot<'a> {
+    Own(Waiter<&'a Arc<Node>>),
+    Shared(&'a mut Watch),
+}
+
+impl Slot<'_> {
+    fn node(&self) -> &Arc<Node> {
+        match self {
+            Slot::Own(waiter) => waiter.node(),
+            Slot::Shared(watch) => watch.node(),
+        }
+    }
+
+    fn poll_done(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
+        match self {
+            Slot::Own(waiter) => waiter.poll_done(cx),
+            Slot::Shared(watch) => watch.poll_done(cx),
+        }
+    }
+}
+
 pin_project! {
-    /// The future returned by [`Context::run`](crate::Context::run): the inner future raced
-    /// against the context.
+    /// The future returned by [`Context::run`](crate::Context::run) and [`Watch::run`]: the
+    /// inner future raced against the context.
     ///
     /// Each poll first checks the context (one atomic load while it is open), then polls the
     /// inner future; only when that is pending does it register a waker with the context. So a
     /// future that is ready at once costs one load, and an already-done context never polls it.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct Run<'a, F> {
-        waiter: Waiter<&'a Arc<Node>>,
+        slot: Slot<'a>,
         #[pin]
         future: F,
     }
@@ -129,7 +228,24 @@ pin_project! {
 impl<'a, F: Future> Run<'a, F> {
     pub(crate) fn new(node: &'a Arc<Node>, future: impl IntoFuture<IntoFuture = F>) -> Self {
         Run {
-            waiter: Waiter::new(node),
+            slot: Slot::Own(Waiter::new(node)),
+            future: future.into_future(),
+        }
+    }
+
+    /// Uses `watch`'s registration when it watches `node`, else registers on its own.
+    pub(crate) fn with_watch(
+        node: &'a Arc<Node>,
+        watch: &'a mut Watch,
+        future: impl IntoFuture<IntoFuture = F>,
+    ) -> Self {
+        let slot = if Arc::ptr_eq(node, watch.node()) {
+            Slot::Shared(watch)
+        } else {
+            Slot::Own(Waiter::new(node))
+        };
+        Run {
+            slot,
             future: future.into_future(),
         }
     }
@@ -141,18 +257,16 @@ impl<F: Future> Future for Run<'_, F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Some(err) = this.waiter.node().err() {
+        if let Some(err) = this.slot.node().err() {
             return Poll::Ready(Err(err));
         }
         if let Poll::Ready(output) = this.future.poll(cx) {
             return Poll::Ready(Ok(output));
         }
-        match this.waiter.poll_done(cx) {
+        match this.slot.poll_done(cx) {
             Poll::Pending => Poll::Pending,
             // Done between the two checks: the inner future is dropped with `Run`.
-            Poll::Ready(()) => {
-                Poll::Ready(Err(this.waiter.node().err().unwrap_or(Error::Canceled)))
-            }
+            Poll::Ready(()) => Poll::Ready(Err(this.slot.node().err().unwrap_or(Error::Canceled))),
         }
     }
 }
@@ -160,7 +274,7 @@ impl<F: Future> Future for Run<'_, F> {
 impl<F> fmt::Debug for Run<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Run")
-            .field("done", &self.waiter.node().is_done())
+            .field("done", &self.slot.node().is_done())
             .finish_non_exhaustive()
     }
 }

@@ -40,5 +40,5 @@ pub use after_func::AfterFunc;
 pub use cause::Cause;
 pub use context::{CancelHandle, Context, DropGuard};
 pub use ctx_value::CtxValue;
-pub use done::{Done, Run};
+pub use done::{Done, Run, Watch};
 pub use error::Error;
