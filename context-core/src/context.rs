@@ -53,7 +53,7 @@ use crate::values::Values;
 /// ```
 #[derive(Clone)]
 pub struct Context {
-    node: Arc<Node>,
+    pub(crate) node: Arc<Node>,
     /// Shared with the parent unless this layer added a value (see `values.rs`).
     values: Option<Arc<Values>>,
 }

@@ -278,3 +278,87 @@ impl<F> fmt::Debug for Run<'_, F> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context as TaskContext, Poll, Wake, Waker};
+
+    use crate::{Context, Error};
+
+    #[derive(Default)]
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn waker() -> (Arc<CountingWaker>, Waker) {
+        let counter = Arc::new(CountingWaker::default());
+        (counter.clone(), Waker::from(counter))
+    }
+
+    #[test]
+    fn watch_follows_the_task_that_polls_it() {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let mut watch = ctx.watch();
+        let (first, first_waker) = waker();
+        let (second, second_waker) = waker();
+        {
+            let mut run = pin!(watch.run(std::future::pending::<()>()));
+            let mut cx = TaskContext::from_waker(&first_waker);
+            assert!(run.as_mut().poll(&mut cx).is_pending());
+        }
+        {
+            // Another task: the registration must move to its waker.
+            let mut run = pin!(watch.run(std::future::pending::<()>()));
+            let mut cx = TaskContext::from_waker(&second_waker);
+            assert!(run.as_mut().poll(&mut cx).is_pending());
+            cancel.cancel();
+            assert_eq!(
+                second.0.load(Ordering::SeqCst),
+                1,
+                "the last polling task is woken"
+            );
+            assert_eq!(
+                first.0.load(Ordering::SeqCst),
+                0,
+                "a waker is replaced, not added"
+            );
+            assert_eq!(run.poll(&mut cx), Poll::Ready(Err(Error::Canceled)));
+        }
+    }
+
+    #[test]
+    fn run_registers_only_while_pending_and_cleans_up() {
+        let (ctx, _cancel) = Context::background().with_cancel();
+        let (counter, waker) = waker();
+        let mut cx = TaskContext::from_waker(&waker);
+        assert_eq!(
+            pin!(ctx.run(std::future::ready(1))).poll(&mut cx),
+            Poll::Ready(Ok(1))
+        );
+        assert!(
+            ctx.node.lock().is_none(),
+            "a ready future registers nothing"
+        );
+        {
+            let mut run = pin!(ctx.run(std::future::pending::<()>()));
+            assert!(run.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(
+                ctx.node.lock().as_ref().map(|inner| inner.wakers.len()),
+                Some(1)
+            );
+        }
+        assert_eq!(
+            ctx.node.lock().as_ref().map(|inner| inner.wakers.len()),
+            Some(0)
+        );
+        assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+    }
+}

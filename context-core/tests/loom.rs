@@ -132,3 +132,22 @@ fn err_and_cause_agree_while_a_cancel_is_in_flight() {
         assert_eq!(child.cause().unwrap().to_string(), "stop");
     });
 }
+
+#[test]
+fn watch_is_woken_by_a_racing_cancel() {
+    loom::model(|| {
+        let (ctx, cancel) = root();
+        let waiter = thread::spawn(move || {
+            let mut watch = ctx.watch();
+            loom::future::block_on(async {
+                // Two runs on one registration: the second reuses it.
+                let first = watch.run(std::future::ready(())).await;
+                let second = watch.run(std::future::pending::<()>()).await;
+                assert!(first.is_ok() || first == Err(Error::Canceled));
+                assert_eq!(second, Err(Error::Canceled));
+            })
+        });
+        cancel.cancel();
+        waiter.join().unwrap();
+    });
+}
