@@ -114,7 +114,7 @@ impl fmt::Debug for Done {
 /// Races a series of futures against one context while registering with it only once, for
 /// loops and functions that await many times (every `#[stage]` uses one).
 ///
-/// [`Context::run`] registers a waker with the context each time its future is pending and
+/// [`Context::run`](crate::Context::run) registers a waker with the context each time its future is pending and
 /// removes it when the future finishes: two lock round trips per pending await. A `Watch` keeps
 /// its registration from one [`run`](Watch::run) to the next as long as the same task polls
 /// it, so later pending awaits cost one atomic load. It is removed when the `Watch` is dropped.

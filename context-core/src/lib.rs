@@ -21,6 +21,28 @@
 //! ```
 //!
 //! See [`Context`] for the whole API and its Go equivalents.
+//!
+//! # How it works
+//!
+//! - **A tree of nodes.** Each cancel or deadline layer is a node holding an atomic state, its
+//!   effective deadline and a lock-protected list of children and waiters. Reading the state
+//!   (`is_done`, `err`, every checkpoint) is one atomic load; the lock is only taken to attach or
+//!   detach a child, to register a waiter, and to cancel. Cancelling walks the subtree
+//!   iteratively, one node lock at a time, and wakes waiters after releasing every lock, so
+//!   propagation is synchronous: when `cancel()` returns, every descendant reports done.
+//! - **No leaks by construction.** A parent holds only weak references to its children; a child
+//!   holds its parent. Dropping the last handle of a child frees its slot in the parent at once,
+//!   so a long-lived parent that creates and drops millions of children keeps constant memory.
+//! - **Deadlines without a task per context.** A deadline is a number in the node. It is
+//!   noticed lazily: `is_done`, `err` and checkpoints compare it with tokio's clock. Only when
+//!   something must happen at that instant without anyone polling — a pending
+//!   [`done()`](Context::done) or [`run()`](Context::run) future, or an
+//!   [`after_func`](Context::after_func) — is the deadline handed to a shared timer: one task per
+//!   runtime, alive only while it has deadlines to serve, which cancels the deadline's owner when
+//!   it passes. Deadlines run on tokio's clock, so `tokio::time::pause()` drives them in tests.
+//! - **Values by type.** A value layer copies its parent's small hash table (sharing the values)
+//!   and adds one entry, so a lookup is one probe at any depth, and cancel or deadline layers in
+//!   between never slow it down.
 #![warn(missing_docs, unreachable_pub)]
 #![doc(test(attr(deny(warnings))))]
 
