@@ -76,45 +76,71 @@ fn next_serial() -> u64 {
     SERIAL.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Runtimes found to have no time driver: their deadlines go to the fallback timer.
+static TIMELESS: Mutex<Vec<runtime::Id>> = Mutex::new(Vec::new());
+
 /// Makes sure someone will cancel `node`'s deadline owner at the deadline, if it has one and no
 /// timer holds it yet. Call it after registering a waiter.
 pub(crate) fn arm(node: &Arc<Node>) {
     let Some((owner, at)) = node.claim_timer() else {
         return;
     };
-    let handle = Handle::try_current().unwrap_or_else(|_| fallback().clone());
-    let entry = Entry {
-        at,
-        seq: next_serial(),
-        node: Arc::downgrade(&owner),
+    let handle = match Handle::try_current() {
+        Ok(handle) if !is_timeless(handle.id()) => handle,
+        _ => fallback().clone(),
     };
+    push(
+        &handle,
+        Entry {
+            at,
+            seq: next_serial(),
+            node: Arc::downgrade(&owner),
+        },
+    );
+}
+
+fn is_timeless(runtime: runtime::Id) -> bool {
+    let timeless = TIMELESS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    timeless.contains(&runtime)
+}
+
+/// Adds `entry` to `handle`'s timer, starting its task if it has none.
+fn push(handle: &Handle, entry: Entry) {
     let mut timers = timers();
-    match timers.iter_mut().find(|t| t.runtime == handle.id()) {
-        Some(timer) => {
-            let earliest = timer.heap.peek().is_none_or(|Reverse(first)| at < first.at);
-            timer.heap.push(Reverse(entry));
-            if earliest {
-                timer.wake.notify_one();
-            }
+    if let Some(timer) = timers.iter_mut().find(|t| t.runtime == handle.id()) {
+        let earliest = timer
+            .heap
+            .peek()
+            .is_none_or(|Reverse(first)| entry.at < first.at);
+        timer.heap.push(Reverse(entry));
+        if earliest {
+            timer.wake.notify_one();
         }
-        None => {
-            let task = next_serial();
-            let wake = Arc::new(Notify::new());
-            timers.push(RuntimeTimer {
-                runtime: handle.id(),
-                task,
-                heap: BinaryHeap::from([Reverse(entry)]),
-                wake: wake.clone(),
-            });
-            drop(timers);
-            handle.spawn(run(handle.id(), task, wake));
-        }
+        return;
     }
+    let task = next_serial();
+    let wake = Arc::new(Notify::new());
+    timers.push(RuntimeTimer {
+        runtime: handle.id(),
+        task,
+        heap: BinaryHeap::from([Reverse(entry)]),
+        wake: wake.clone(),
+    });
+    drop(timers);
+    // Made before the task runs, so it cleans up even if the task is dropped unpolled (its
+    // runtime is shutting down). Not under the lock: that drop may happen inside `spawn`.
+    let abandon = Abandon {
+        runtime: handle.id(),
+        task,
+        finished: false,
+    };
+    handle.spawn(run(task, wake, abandon));
 }
 
 /// The timer task of one runtime.
-async fn run(runtime: runtime::Id, task: u64, wake: Arc<Notify>) {
-    let guard = Abandon { runtime, task };
+async fn run(task: u64, wake: Arc<Notify>, mut abandon: Abandon) {
     loop {
         let (due, next) = {
             let mut timers = timers();
@@ -139,31 +165,62 @@ async fn run(runtime: runtime::Id, task: u64, wake: Arc<Notify>) {
         let Some(next) = next else {
             break;
         };
+        // A runtime built without `enable_time` panics here, once: its deadlines move to the
+        // fallback timer, and so do later ones.
+        let sleep = match std::panic::catch_unwind(|| time::sleep_until(next)) {
+            Ok(sleep) => sleep,
+            Err(_) => {
+                move_to_fallback(&mut abandon);
+                break;
+            }
+        };
         tokio::select! {
-            () = time::sleep_until(next) => {}
+            () = sleep => {}
             () = wake.notified() => {}
         }
     }
-    std::mem::forget(guard);
+    abandon.finished = true;
 }
 
-/// Dropped only if the timer task is dropped before its heap is empty (its runtime shut down):
-/// removes the timer and lets the next waiter of each pending node arm a new one.
+/// Hands every entry of a runtime without time driver to the fallback timer.
+fn move_to_fallback(abandon: &mut Abandon) {
+    TIMELESS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(abandon.runtime);
+    for Reverse(entry) in abandon.take().into_iter().flat_map(|timer| timer.heap) {
+        push(fallback(), entry);
+    }
+}
+
+/// Cleans up after a timer task that ends before its heap is empty: its runtime shut down (the
+/// task was dropped, polled or not) or has no time driver.
 struct Abandon {
     runtime: runtime::Id,
     task: u64,
+    /// Set when the task ends normally, having removed its timer itself.
+    finished: bool,
+}
+
+impl Abandon {
+    /// Removes this task's timer from the registry.
+    fn take(&mut self) -> Option<RuntimeTimer> {
+        self.finished = true;
+        let mut timers = timers();
+        let index = timers
+            .iter()
+            .position(|t| t.runtime == self.runtime && t.task == self.task)?;
+        Some(timers.swap_remove(index))
+    }
 }
 
 impl Drop for Abandon {
     fn drop(&mut self) {
-        let abandoned = {
-            let mut timers = timers();
-            let index = timers
-                .iter()
-                .position(|t| t.runtime == self.runtime && t.task == self.task);
-            index.map(|index| timers.swap_remove(index))
-        };
-        for Reverse(entry) in abandoned.into_iter().flat_map(|timer| timer.heap) {
+        if self.finished {
+            return;
+        }
+        // Lets the next waiter of each pending node arm a timer again.
+        for Reverse(entry) in self.take().into_iter().flat_map(|timer| timer.heap) {
             if let Some(node) = entry.node.upgrade() {
                 node.disarm_timer();
             }

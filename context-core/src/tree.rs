@@ -14,10 +14,11 @@
 //!    child's `slot`. Only that child removes that key (when it drops), and only a cancel takes the
 //!    whole slab. Once a node is done its slab is gone and nothing is ever inserted again: a child
 //!    of a done parent is born done and detached.
-//! 4. When `cancel` returns, every descendant attached at the time is done (propagation is
-//!    synchronous). A thread that observes a node open while an ancestor is being cancelled on
-//!    another thread finishes the job for its own subtree (`help_cancel`), so `is_done`, `err` and
-//!    `cause` always agree with each other.
+//! 4. When any `cancel` call returns — also one that lost the race to another thread — every
+//!    descendant attached at the time is done (propagation is synchronous). A cancel that meets
+//!    a node another thread is still cancelling waits until that thread marks it `COMPLETE`
+//!    (its whole subtree done). Waits only go from the canceller of an ancestor to the canceller
+//!    of a disjoint subtree below it, so they cannot form a cycle.
 //! 5. Wakers and `after_func` entries are only taken out under the lock; they are woken and
 //!    started after every lock is released, so user code never runs under a lock of the tree.
 //!
@@ -31,7 +32,9 @@
 //!
 //! A node's `deadline` is its effective one: the earlier of its own and its parent's. The node
 //! whose own deadline is the effective one has `OWNS_DEADLINE`; expiry cancels that owner, which
-//! reaches every descendant through invariant #4. Expiry is noticed lazily — `is_done` compares
+//! reaches every descendant through invariant #4. A cancel that reaches a node whose deadline
+//! has already passed (unnoticed) records `DeadlineExceeded` there, as Go's timer would have
+//! fired first. Expiry is noticed lazily — `is_done` compares
 //! the deadline with tokio's clock — and, when someone waits, by the shared timer (`timer.rs`).
 
 use std::sync::{Arc, Weak};
@@ -42,7 +45,7 @@ use tokio::time::Instant;
 use crate::after_func::AfterEntry;
 use crate::cause::Cause;
 use crate::error::Error;
-use crate::loom::{AtomicU8, Mutex, MutexGuard, Ordering};
+use crate::loom::{thread, AtomicU8, Mutex, MutexGuard, Ordering};
 use crate::slab::Slab;
 
 /// `state & REASON`: open (0), [`CANCELED`] or [`DEADLINE`].
@@ -55,6 +58,8 @@ const OWNS_DEADLINE: u8 = 0b0000_0100;
 const NEVER: u8 = 0b0000_1000;
 /// The shared timer holds an entry for this node's deadline.
 const TIMER_ARMED: u8 = 0b0001_0000;
+/// The node and its whole subtree are done (invariant #4).
+const COMPLETE: u8 = 0b0010_0000;
 
 pub(crate) struct Node {
     state: AtomicU8,
@@ -76,6 +81,31 @@ pub(crate) struct Inner {
     /// The cause given to `cancel_with`, or inherited from the ancestor whose cancel reached this
     /// node. `None` with a reason set means the plain `Error`.
     cause: Option<Cause>,
+}
+
+/// One `cancel` call: what it sets, and what it collected along the way.
+struct Cancel {
+    reason: u8,
+    cause: Option<Cause>,
+    /// Read once, when the first node with a deadline is reached.
+    now: Option<Instant>,
+    pending: Vec<Arc<Node>>,
+    fired: Fired,
+}
+
+impl Cancel {
+    fn now(&mut self) -> Instant {
+        *self.now.get_or_insert_with(Instant::now)
+    }
+}
+
+enum Outcome {
+    /// This call moved the node to done.
+    Canceled,
+    /// The node was already done; another cancel may still be working on its subtree.
+    Busy,
+    /// The node can never be cancelled.
+    Never,
 }
 
 /// What a finished cancel hands back to run outside every lock (invariant #5).
@@ -128,10 +158,10 @@ impl Node {
         };
         let flags = if owns { OWNS_DEADLINE } else { 0 };
         let expired = owns && deadline.is_some_and(|d| d <= Instant::now());
-        let own_reason = if expired { DEADLINE } else { 0 };
 
         if !parent.can_be_canceled() {
-            return Arc::new(Node::detached(flags | own_reason, deadline, None));
+            let born = if expired { DEADLINE | COMPLETE } else { 0 };
+            return Arc::new(Node::detached(flags | born, deadline, None));
         }
         // Notices an expired inherited deadline, so the child is born done rather than attached
         // to a parent that only looks open.
@@ -143,11 +173,11 @@ impl Node {
             // Invariant #2: the cause is complete once the reason is visible under the lock.
             let cause = guard.as_ref().and_then(|inner| inner.cause.clone());
             drop(guard);
-            return Arc::new(Node::detached(flags | reason, deadline, cause));
+            return Arc::new(Node::detached(flags | reason | COMPLETE, deadline, cause));
         }
         if expired {
             drop(guard);
-            return Arc::new(Node::detached(flags | DEADLINE, deadline, None));
+            return Arc::new(Node::detached(flags | DEADLINE | COMPLETE, deadline, None));
         }
         let children = &mut guard.get_or_insert_with(Box::default).children;
         Arc::new_cyclic(|weak| Node {
@@ -168,6 +198,7 @@ impl Node {
     }
 
     /// The reason bits, without looking at the clock.
+    #[inline]
     fn reason(&self) -> u8 {
         // Acquire: pairs with the Release in `cancel_one`, so a reader that sees the reason also
         // sees everything written before it (invariant #2).
@@ -176,6 +207,7 @@ impl Node {
 
     /// `true` once a cancel has reached this node; unlike `is_done`, never reads the clock, so
     /// it can be called under the node's lock.
+    #[inline]
     pub(crate) fn has_reason(&self) -> bool {
         self.reason() != 0
     }
@@ -204,7 +236,8 @@ impl Node {
         true
     }
 
-    /// The deadline has passed: cancel its owner, then make sure this node is done too.
+    /// The deadline has passed: cancel its owner. When that returns this node is done too
+    /// (invariant #4), whoever got there first.
     pub(crate) fn expire(&self) {
         let mut owner = self;
         while owner.state.load(Ordering::Relaxed) & OWNS_DEADLINE == 0 {
@@ -215,28 +248,19 @@ impl Node {
             }
         }
         owner.cancel(DEADLINE, None);
-        self.help_cancel();
     }
 
-    /// Invariant #4: if an ancestor is done but its cancel has not reached this node yet (it is
-    /// running on another thread), cancel this node's subtree with the ancestor's reason now.
-    fn help_cancel(&self) {
-        if self.reason() != 0 {
-            return;
-        }
-        let mut ancestor = self.parent.as_deref();
-        while let Some(node) = ancestor {
-            let reason = node.reason();
-            if reason != 0 {
-                let cause = node.lock().as_ref().and_then(|inner| inner.cause.clone());
-                self.cancel(reason, cause);
-                return;
-            }
-            ancestor = node.parent.as_deref();
+    /// Waits until the thread cancelling this node has finished its subtree (invariant #4).
+    fn wait_complete(&self) {
+        // Acquire: pairs with the Release that sets COMPLETE, so every descendant's state is
+        // visible once it is seen.
+        while self.state.load(Ordering::Acquire) & COMPLETE == 0 {
+            thread::yield_now();
         }
     }
 
     /// Why the node is done, once it is.
+    #[inline]
     pub(crate) fn err(&self) -> Option<Error> {
         if !self.is_done() {
             return None;
@@ -258,6 +282,7 @@ impl Node {
         self.deadline
     }
 
+    #[inline]
     pub(crate) fn can_be_canceled(&self) -> bool {
         self.state.load(Ordering::Relaxed) & NEVER == 0
     }
@@ -286,39 +311,70 @@ impl Node {
     /// own: its children are collected under its lock and visited after it is released (see
     /// "Deadlock safety"). Wakers and `after_func`s run once every node is done (invariant #5).
     pub(crate) fn cancel(&self, reason: u8, cause: Option<Cause>) -> bool {
-        let mut fired = Fired::default();
-        let mut pending = Vec::new();
-        if !self.cancel_one(reason, &cause, &mut pending, &mut fired) {
-            return false;
+        let mut run = Cancel {
+            reason,
+            cause,
+            now: None,
+            pending: Vec::new(),
+            fired: Fired::default(),
+        };
+        match self.cancel_one(&mut run) {
+            Outcome::Canceled => {}
+            Outcome::Busy => {
+                self.wait_complete();
+                return false;
+            }
+            Outcome::Never => return false,
         }
-        while let Some(child) = pending.pop() {
-            child.cancel_one(reason, &cause, &mut pending, &mut fired);
+        let mut canceled = Vec::new();
+        let mut busy = Vec::new();
+        while let Some(child) = run.pending.pop() {
+            match child.cancel_one(&mut run) {
+                Outcome::Canceled => canceled.push(child),
+                Outcome::Busy => busy.push(child),
+                Outcome::Never => {}
+            }
         }
-        for waker in fired.wakers {
+        // Invariant #4: subtrees another thread is cancelling must be finished before ours is
+        // declared complete.
+        for node in &busy {
+            node.wait_complete();
+        }
+        for node in canceled.iter().map(|node| &**node).chain([self]) {
+            // Release: publishes every state written by this cancel to `wait_complete`.
+            node.state.fetch_or(COMPLETE, Ordering::Release);
+        }
+        for waker in run.fired.wakers {
             waker.wake();
         }
-        for entry in fired.after {
+        for entry in run.fired.after {
             entry.fire();
         }
         true
     }
 
-    fn cancel_one(
-        &self,
-        reason: u8,
-        cause: &Option<Cause>,
-        pending: &mut Vec<Arc<Node>>,
-        fired: &mut Fired,
-    ) -> bool {
+    fn cancel_one(&self, run: &mut Cancel) -> Outcome {
+        if !self.can_be_canceled() {
+            return Outcome::Never;
+        }
+        // A deadline that passed unnoticed ended this node before the cancel got here.
+        let expired = self.deadline.is_some_and(|deadline| run.now() >= deadline);
+        let (reason, cause) = if expired {
+            (DEADLINE, None)
+        } else {
+            (run.reason, run.cause.as_ref())
+        };
         let mut guard = self.lock();
         // Invariant #1: only the first cancel moves the reason, and only under the lock.
-        if self.reason() != 0 || !self.can_be_canceled() {
-            return false;
+        if self.reason() != 0 {
+            return Outcome::Busy;
         }
         if let Some(inner) = guard.as_mut() {
-            pending.extend(inner.children.drain().filter_map(|weak| weak.upgrade()));
-            fired.wakers.extend(inner.wakers.drain());
-            fired.after.extend(inner.after.drain());
+            run.pending.reserve(inner.children.len());
+            run.pending
+                .extend(inner.children.drain().filter_map(|weak| weak.upgrade()));
+            run.fired.wakers.extend(inner.wakers.drain());
+            run.fired.after.extend(inner.after.drain());
         }
         let emptied = match cause {
             Some(cause) => {
@@ -331,7 +387,7 @@ impl Node {
         self.state.fetch_or(reason, Ordering::Release);
         drop(guard);
         drop(emptied);
-        true
+        Outcome::Canceled
     }
 
     /// Number of attached children (for leak tests).

@@ -151,3 +151,21 @@ fn watch_is_woken_by_a_racing_cancel() {
         waiter.join().unwrap();
     });
 }
+
+#[test]
+fn a_cancel_returns_only_once_the_subtree_is_done() {
+    loom::model(|| {
+        let (ctx, cancel) = root();
+        let (mid, mid_cancel) = ctx.with_cancel();
+        let (leaf, _) = mid.with_cancel();
+        let other = thread::spawn(move || mid_cancel.cancel());
+        // Whether this call or the other thread reaches `mid` first, `leaf` is done when it
+        // returns: a cancel that meets a subtree in flight waits for it.
+        cancel.cancel();
+        assert!(
+            leaf.is_done(),
+            "propagation is synchronous for every canceller"
+        );
+        other.join().unwrap();
+    });
+}
