@@ -13,7 +13,7 @@ use crate::cause::Cause;
 use crate::done::{Done, Run, Watch};
 use crate::error::Error;
 use crate::tree::{Node, CANCELED};
-use crate::values::Values;
+use crate::values::{Layer, Values};
 
 /// A cancellation signal, an optional deadline and a set of typed values, passed down a call
 /// tree — Go's `context.Context` for tokio.
@@ -55,7 +55,7 @@ use crate::values::Values;
 pub struct Context {
     pub(crate) node: Arc<Node>,
     /// Shared with the parent unless this layer added a value (see `values.rs`).
-    values: Option<Arc<Values>>,
+    values: Option<Values>,
 }
 
 /// The right to cancel one context (and so all its descendants), returned by
@@ -186,7 +186,7 @@ impl Context {
     pub fn with_value<T: Any + Send + Sync>(&self, value: T) -> Context {
         Context {
             node: self.node.clone(),
-            values: Some(Arc::new(Values::with(self.values.as_deref(), value))),
+            values: Some(Layer::with(self.values.as_ref(), value)),
         }
     }
 

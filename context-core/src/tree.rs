@@ -60,6 +60,9 @@ const NEVER: u8 = 0b0000_1000;
 const TIMER_ARMED: u8 = 0b0001_0000;
 /// The node and its whole subtree are done (invariant #4).
 const COMPLETE: u8 = 0b0010_0000;
+/// `deadline` is set: `is_done` must read the clock. A bit, so an open node without deadline
+/// answers from the one load it makes anyway.
+const HAS_DEADLINE: u8 = 0b0100_0000;
 
 pub(crate) struct Node {
     state: AtomicU8,
@@ -156,7 +159,11 @@ impl Node {
             (Some(own), _) => (Some(own), true),
             (None, inherited) => (inherited, false),
         };
-        let flags = if owns { OWNS_DEADLINE } else { 0 };
+        let flags = match (deadline, owns) {
+            (None, _) => 0,
+            (Some(_), false) => HAS_DEADLINE,
+            (Some(_), true) => HAS_DEADLINE | OWNS_DEADLINE,
+        };
         let expired = owns && deadline.is_some_and(|d| d <= Instant::now());
 
         if !parent.can_be_canceled() {
@@ -218,19 +225,19 @@ impl Node {
     /// the deadline has passed, cancels the deadline's owner so that every observer agrees.
     #[inline]
     pub(crate) fn is_done(&self) -> bool {
-        if self.reason() != 0 {
-            return true;
+        // Acquire: as in `reason`.
+        let state = self.state.load(Ordering::Acquire);
+        if state & (REASON | HAS_DEADLINE) == 0 {
+            return false;
         }
-        match self.deadline {
-            None => false,
-            Some(deadline) => self.check_deadline(deadline),
-        }
+        state & REASON != 0 || self.check_deadline()
     }
 
     #[cold]
-    fn check_deadline(&self, deadline: Instant) -> bool {
-        if Instant::now() < deadline {
-            return false;
+    fn check_deadline(&self) -> bool {
+        match self.deadline {
+            Some(deadline) if Instant::now() >= deadline => {}
+            _ => return false,
         }
         self.expire();
         true
