@@ -23,6 +23,9 @@ use std::sync::Arc;
 
 type Value = dyn Any + Send + Sync;
 
+/// An index slot: a visible value's type and where it lives.
+type Slot = Option<(TypeId, NonNull<Value>)>;
+
 /// The values of a context, `None` in a context that has none.
 pub(crate) type Values = Arc<Layer<Value>>;
 
@@ -32,7 +35,7 @@ pub(crate) struct Layer<V: ?Sized> {
     parent: Option<Values>,
     /// Power-of-two length, at most three quarters full, so every probe ends at a `None`. Holds
     /// the visible values of the ancestors; this layer's own value is matched by `own_type`.
-    index: Box<[Option<(TypeId, NonNull<Value>)>]>,
+    index: Box<[Slot]>,
     /// Number of entries in `index`.
     len: usize,
     own_type: TypeId,
@@ -119,7 +122,7 @@ impl<V: ?Sized> Drop for Layer<V> {
     }
 }
 
-fn place(index: &mut [Option<(TypeId, NonNull<Value>)>], id: TypeId, ptr: NonNull<Value>) {
+fn place(index: &mut [Slot], id: TypeId, ptr: NonNull<Value>) {
     let mask = index.len() - 1;
     let mut slot = slot_of(id) & mask;
     while index[slot].is_some() {
