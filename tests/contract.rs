@@ -831,6 +831,26 @@ fn after_func_outside_a_runtime_on_a_done_context_runs() {
     );
 }
 
+#[test]
+fn after_func_whose_runtime_shut_down_still_runs() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    let (tx, rx) = mpsc::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let _call = runtime.block_on(async {
+        ctx.after_func(move || {
+            let _ = tx.send(());
+        })
+    });
+    drop(runtime);
+    cancel.cancel();
+    assert!(
+        rx.recv_timeout(HANG_GUARD).is_ok(),
+        "the call ran although its runtime is gone"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // done()
 

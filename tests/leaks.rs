@@ -317,3 +317,25 @@ fn dropping_a_deep_chain_of_value_layers_does_not_overflow_the_stack() {
         "the whole chain was released"
     );
 }
+
+#[test]
+fn a_cancelled_child_leaves_its_parent_at_once_and_its_slot_can_be_reused() {
+    let (parent, _cancel) = Context::background().with_cancel();
+    let (first, first_cancel) = parent.with_cancel();
+    assert_eq!(parent.__live_children(), 1);
+    first_cancel.cancel();
+    assert_eq!(
+        parent.__live_children(),
+        0,
+        "unlinked by its cancel, as in Go"
+    );
+
+    // The freed slot goes to a new child; dropping the cancelled one must not unlink it.
+    let (second, _second_cancel) = parent.with_cancel();
+    assert_eq!(parent.__live_children(), 1);
+    drop((first, first_cancel));
+    assert_eq!(parent.__live_children(), 1, "the new child is still linked");
+
+    _cancel.cancel();
+    assert!(second.is_done(), "and still reached by the parent's cancel");
+}

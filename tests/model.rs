@@ -81,7 +81,7 @@ struct Cell {
     never: bool,
     /// The cell this one was attached to when it was made (it holds that cell alive).
     parent: Option<usize>,
-    /// Still listed among the parent's children (a parent's cancel unlists them all).
+    /// Still listed among the parent's children (any cancel that reaches it unlists it).
     listed: bool,
     /// The effective deadline: the earlier of its own and its parent's.
     deadline: Option<Instant>,
@@ -214,6 +214,8 @@ impl Model {
             return;
         }
         self.cells[c].done = Some(done.clone());
+        // A cancelled context leaves its parent at once, as in Go.
+        self.cells[c].listed = false;
         let children: Vec<usize> = (0..self.cells.len())
             .filter(|&q| self.cells[q].parent == Some(c) && self.cells[q].listed)
             .collect();

@@ -131,13 +131,35 @@ impl AfterEntry {
 }
 
 /// Runs `call` on `runtime` as its own task, or on a new thread when there was no runtime, never
-/// on the cancelling thread (as Go runs it in its own goroutine).
+/// on the cancelling thread (as Go runs it in its own goroutine). If the runtime shuts down
+/// before the task runs, the call still runs, on a new thread: it is the caller's cleanup.
 fn spawn(runtime: Option<Handle>, call: Box<dyn FnOnce() + Send>) {
     match runtime {
         Some(runtime) => {
-            runtime.spawn(async move { call() });
+            let call = RunOnce(Some(call));
+            runtime.spawn(async move { call.run() });
         }
         None => {
+            thread::spawn(call);
+        }
+    }
+}
+
+/// A call that runs exactly once: when its task runs it, or on a new thread when the task is
+/// dropped without running (its runtime shut down).
+struct RunOnce(Option<Box<dyn FnOnce() + Send>>);
+
+impl RunOnce {
+    fn run(mut self) {
+        if let Some(call) = self.0.take() {
+            call();
+        }
+    }
+}
+
+impl Drop for RunOnce {
+    fn drop(&mut self) {
+        if let Some(call) = self.0.take() {
             thread::spawn(call);
         }
     }

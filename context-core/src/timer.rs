@@ -20,6 +20,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use tokio::runtime::{self, Handle};
@@ -71,9 +72,44 @@ fn timers() -> MutexGuard<'static, Vec<RuntimeTimer>> {
 }
 
 fn next_serial() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
     static SERIAL: AtomicU64 = AtomicU64::new(0);
     SERIAL.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Entries made useless (their node was cancelled or dropped) since the last prune.
+static STALE: AtomicUsize = AtomicUsize::new(0);
+
+/// Notes that `count` timer entries no longer matter. Once they are half of all entries, the
+/// next timer operation drops them, so short-lived requests with long timeouts do not pile up
+/// entries (and the memory of their nodes) until their deadlines.
+pub(crate) fn forget(count: usize) {
+    if count > 0 {
+        STALE.fetch_add(count, Ordering::Relaxed);
+    }
+}
+
+/// Drops the entries whose node is gone or done, if they are many; under the registry lock.
+/// Returns the nodes it looked at, to be released after the lock (dropping the last handle of
+/// a node takes its parent's lock).
+#[must_use]
+fn prune(timers: &mut [RuntimeTimer]) -> Vec<Arc<Node>> {
+    let mut looked_at = Vec::new();
+    let total: usize = timers.iter().map(|t| t.heap.len()).sum();
+    if total < 64 || STALE.load(Ordering::Relaxed) * 2 < total {
+        return looked_at;
+    }
+    STALE.store(0, Ordering::Relaxed);
+    for timer in timers {
+        timer.heap.retain(|Reverse(entry)| {
+            let Some(node) = entry.node.upgrade() else {
+                return false;
+            };
+            let open = !node.has_reason();
+            looked_at.push(node);
+            open
+        });
+    }
+    looked_at
 }
 
 /// Runtimes found to have no time driver: their deadlines go to the fallback timer.
@@ -109,41 +145,52 @@ fn is_timeless(runtime: runtime::Id) -> bool {
 /// Adds `entry` to `handle`'s timer, starting its task if it has none.
 fn push(handle: &Handle, entry: Entry) {
     let mut timers = timers();
-    if let Some(timer) = timers.iter_mut().find(|t| t.runtime == handle.id()) {
-        let earliest = timer
-            .heap
-            .peek()
-            .is_none_or(|Reverse(first)| entry.at < first.at);
-        timer.heap.push(Reverse(entry));
-        if earliest {
-            timer.wake.notify_one();
+    let pruned = prune(&mut timers);
+    let started = match timers.iter_mut().find(|t| t.runtime == handle.id()) {
+        Some(timer) => {
+            let earliest = timer
+                .heap
+                .peek()
+                .is_none_or(|Reverse(first)| entry.at < first.at);
+            timer.heap.push(Reverse(entry));
+            if earliest {
+                timer.wake.notify_one();
+            }
+            None
         }
-        return;
-    }
-    let task = next_serial();
-    let wake = Arc::new(Notify::new());
-    timers.push(RuntimeTimer {
-        runtime: handle.id(),
-        task,
-        heap: BinaryHeap::from([Reverse(entry)]),
-        wake: wake.clone(),
-    });
-    drop(timers);
-    // Made before the task runs, so it cleans up even if the task is dropped unpolled (its
-    // runtime is shutting down). Not under the lock: that drop may happen inside `spawn`.
-    let abandon = Abandon {
-        runtime: handle.id(),
-        task,
-        finished: false,
+        None => {
+            let task = next_serial();
+            let wake = Arc::new(Notify::new());
+            timers.push(RuntimeTimer {
+                runtime: handle.id(),
+                task,
+                heap: BinaryHeap::from([Reverse(entry)]),
+                wake: wake.clone(),
+            });
+            Some((task, wake))
+        }
     };
-    handle.spawn(run(task, wake, abandon));
+    drop(timers);
+    drop(pruned);
+    if let Some((task, wake)) = started {
+        // Made before the task runs, so it cleans up even if the task is dropped unpolled (its
+        // runtime is shutting down). Not under the lock: that drop may happen inside `spawn`.
+        let abandon = Abandon {
+            runtime: handle.id(),
+            task,
+            finished: false,
+        };
+        handle.spawn(run(task, wake, abandon));
+    }
 }
 
 /// The timer task of one runtime.
 async fn run(task: u64, wake: Arc<Notify>, mut abandon: Abandon) {
+    let mut pruned;
     loop {
         let (due, next) = {
             let mut timers = timers();
+            pruned = prune(&mut timers);
             let Some(index) = timers.iter().position(|t| t.task == task) else {
                 break;
             };
@@ -159,6 +206,7 @@ async fn run(task: u64, wake: Arc<Notify>, mut abandon: Abandon) {
             }
             (due, next)
         };
+        drop(pruned);
         for node in due.iter().filter_map(Weak::upgrade) {
             node.expire();
         }

@@ -47,6 +47,7 @@ use crate::cause::Cause;
 use crate::error::Error;
 use crate::loom::{thread, AtomicU8, Mutex, MutexGuard, Ordering};
 use crate::slab::Slab;
+use crate::timer;
 
 /// `state & REASON`: open (0), [`CANCELED`] or [`DEADLINE`].
 const REASON: u8 = 0b0000_0011;
@@ -60,6 +61,9 @@ const NEVER: u8 = 0b0000_1000;
 const TIMER_ARMED: u8 = 0b0001_0000;
 /// The node and its whole subtree are done (invariant #4).
 const COMPLETE: u8 = 0b0010_0000;
+/// Removed from the parent's `children` by its own cancel: its slot may belong to another
+/// child now, so dropping it must not touch the parent's slab (invariant #3).
+const DETACHED: u8 = 0b1000_0000;
 /// `deadline` is set: `is_done` must read the clock. A bit, so an open node without deadline
 /// answers from the one load it makes anyway.
 const HAS_DEADLINE: u8 = 0b0100_0000;
@@ -94,6 +98,8 @@ struct Cancel {
     now: Option<Instant>,
     pending: Vec<Arc<Node>>,
     fired: Fired,
+    /// Nodes whose timer entry this cancel made useless.
+    stale_timers: usize,
 }
 
 impl Cancel {
@@ -324,6 +330,7 @@ impl Node {
             now: None,
             pending: Vec::new(),
             fired: Fired::default(),
+            stale_timers: 0,
         };
         match self.cancel_one(&mut run) {
             Outcome::Canceled => {}
@@ -351,6 +358,14 @@ impl Node {
             // Release: publishes every state written by this cancel to `wait_complete`.
             node.state.fetch_or(COMPLETE, Ordering::Release);
         }
+        // As Go does, a cancelled context leaves its parent now rather than when its last
+        // handle drops. Only once its subtree is complete: until then a concurrent cancel of
+        // the parent must find it, to wait for it (invariant #4).
+        if let Some(parent) = &self.parent {
+            self.state.fetch_or(DETACHED, Ordering::Relaxed);
+            parent.detach(self.slot);
+        }
+        timer::forget(run.stale_timers);
         for waker in run.fired.wakers {
             waker.wake();
         }
@@ -391,7 +406,10 @@ impl Node {
             None => guard.take(),
         };
         // Release: publishes the cause written above before the reason (invariant #2).
-        self.state.fetch_or(reason, Ordering::Release);
+        let before = self.state.fetch_or(reason, Ordering::Release);
+        if before & TIMER_ARMED != 0 {
+            run.stale_timers += 1;
+        }
         drop(guard);
         drop(emptied);
         Outcome::Canceled
@@ -420,22 +438,30 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Takes the parent out of a node that is going away, detaching from it unless the node's
+    /// cancel already did.
+    fn release_parent(&mut self) -> Option<Arc<Node>> {
+        let parent = self.parent.take()?;
+        let state = self.state.load(Ordering::Relaxed);
+        if state & DETACHED == 0 {
+            parent.detach(self.slot);
+        }
+        if state & (TIMER_ARMED | REASON) == TIMER_ARMED {
+            timer::forget(1);
+        }
+        Some(parent)
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
-        // Detach from the parent. Releasing the parent may drop it too, and so on up the chain:
-        // walk it in a loop rather than recursively, so that dropping the last handle of a very
-        // deep chain cannot overflow the stack.
-        let mut parent = self.parent.take();
-        let mut slot = self.slot;
-        while let Some(node) = parent {
-            node.detach(slot);
-            match Arc::into_inner(node) {
-                Some(mut last) => {
-                    parent = last.parent.take();
-                    slot = last.slot;
-                }
-                None => break,
-            }
+        // Releasing the parent may drop it too, and so on up the chain: walk it in a loop
+        // rather than recursively, so that dropping the last handle of a very deep chain cannot
+        // overflow the stack.
+        let mut next = self.release_parent();
+        while let Some(node) = next {
+            next = Arc::into_inner(node).and_then(|mut last| last.release_parent());
         }
     }
 }

@@ -1,0 +1,60 @@
+//! The shared timer forgets deadlines that no longer matter: many requests with long timeouts
+//! that finish early do not keep their entries (or the timer task) until those deadlines.
+//!
+//! In its own test binary: the clean-up threshold counts entries process-wide.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use ctxpipe::{Context, Error};
+
+fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+/// Polls `ctx.done()` once, which hands its deadline to the shared timer.
+fn arm(ctx: &Context) {
+    let mut done = pin!(ctx.done());
+    let waker = futures::task::noop_waker();
+    let mut cx = TaskContext::from_waker(&waker);
+    assert_eq!(done.as_mut().poll(&mut cx), Poll::Pending);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelled_requests_do_not_keep_the_timer_busy_until_their_deadlines() {
+    let baseline = alive_tasks();
+    let requests: Vec<_> = (0..1_000)
+        .map(|_| Context::background().with_timeout(Duration::from_secs(30)))
+        .collect();
+    for (ctx, _) in &requests {
+        arm(ctx);
+    }
+    assert_eq!(
+        alive_tasks(),
+        baseline + 1,
+        "one timer task serves them all"
+    );
+
+    // Every request finishes early.
+    for (_, cancel) in &requests {
+        cancel.cancel();
+    }
+    drop(requests);
+
+    // The next deadline someone waits for is short; once it is served nothing is left.
+    let (short, _cancel) = Context::background().with_timeout(Duration::from_millis(10));
+    short.done().await;
+    assert_eq!(short.err(), Some(Error::DeadlineExceeded));
+    for _ in 0..32 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        alive_tasks(),
+        baseline,
+        "the timer task ended instead of sleeping until the cancelled deadlines"
+    );
+}
