@@ -480,7 +480,7 @@ async fn go_cancel_removes() {
 
     let (ctx, _) = Context::background().with_cancel();
     assert_eq!(ctx.__live_children(), 0, "after creation");
-    let (child, cancel) = ctx.with_timeout(Duration::from_secs(60 * 60));
+    let (_child, cancel) = ctx.with_timeout(Duration::from_secs(60 * 60));
     assert_eq!(ctx.__live_children(), 1, "with WithTimeout child");
     cancel.cancel();
     assert_eq!(
