@@ -77,6 +77,11 @@ impl<T> Slab<T> {
         self.entries.get_mut(key)?.as_mut()
     }
 
+    /// Every entry, in key order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.entries.iter().flatten()
+    }
+
     /// Removes and yields every entry.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> {
         self.len = 0;

@@ -207,8 +207,9 @@ async fn run(task: u64, wake: Arc<Notify>, mut abandon: Abandon) {
             (due, next)
         };
         drop(pruned);
+        let now = Instant::now();
         for node in due.iter().filter_map(Weak::upgrade) {
-            node.expire();
+            node.expire(now);
         }
         let Some(next) = next else {
             break;

@@ -30,12 +30,14 @@
 //!
 //! # Deadlines
 //!
-//! A node's `deadline` is its effective one: the earlier of its own and its parent's. The node
-//! whose own deadline is the effective one has `OWNS_DEADLINE`; expiry cancels that owner, which
-//! reaches every descendant through invariant #4. A cancel that reaches a node whose deadline
-//! has already passed (unnoticed) records `DeadlineExceeded` there, as Go's timer would have
-//! fired first. Expiry is noticed lazily — `is_done` compares
-//! the deadline with tokio's clock — and, when someone waits, by the shared timer (`timer.rs`).
+//! A node's `deadline` is its effective one: the earlier of its own and its parent's, so
+//! deadlines never grow going down the tree. The node whose own deadline is the effective one
+//! has `OWNS_DEADLINE` (the shared timer arms owners). Expiry is noticed lazily — `is_done`
+//! compares the deadline with tokio's clock — and, when someone waits, by the shared timer
+//! (`timer.rs`). Whoever notices it cancels the topmost node whose deadline has passed, which
+//! reaches every descendant through invariant #4, so every node that Go's timers would have
+//! ended by now is ended. A cancel that reaches a node whose deadline has already passed
+//! (unnoticed) records `DeadlineExceeded` there, as Go's timer would have fired first.
 
 use std::sync::{Arc, Weak};
 use std::task::Waker;
@@ -241,26 +243,29 @@ impl Node {
 
     #[cold]
     fn check_deadline(&self) -> bool {
-        match self.deadline {
-            Some(deadline) if Instant::now() >= deadline => {}
-            _ => return false,
+        let now = Instant::now();
+        if self.deadline.is_none_or(|deadline| deadline > now) {
+            return false;
         }
-        self.expire();
+        self.expire(now);
         true
     }
 
-    /// The deadline has passed: cancel its owner. When that returns this node is done too
-    /// (invariant #4), whoever got there first.
-    pub(crate) fn expire(&self) {
-        let mut owner = self;
-        while owner.state.load(Ordering::Relaxed) & OWNS_DEADLINE == 0 {
-            match &owner.parent {
-                Some(parent) => owner = parent,
-                // Detached nodes (born done) have nothing to propagate to.
-                None => break,
+    /// The deadline has passed by `now`: cancel the topmost node whose deadline has passed,
+    /// which ends this node and every other expired node around it, as Go's timers would
+    /// have. When that returns this node is done (invariant #4), whoever got there first.
+    ///
+    /// Deadlines never grow going down the tree, so the expired nodes above this one form an
+    /// unbroken chain; the topmost of them owns its deadline.
+    pub(crate) fn expire(&self, now: Instant) {
+        let mut top = self;
+        while let Some(parent) = &top.parent {
+            if parent.deadline.is_none_or(|deadline| deadline > now) {
+                break;
             }
+            top = parent;
         }
-        owner.cancel(DEADLINE, None);
+        top.cancel(DEADLINE, None);
     }
 
     /// Waits until the thread cancelling this node has finished its subtree (invariant #4).
@@ -415,8 +420,22 @@ impl Node {
         Outcome::Canceled
     }
 
-    /// Number of attached children (for leak tests).
+    /// Number of attached children (for leak tests). A child whose deadline has passed
+    /// unnoticed is expired first, so it is not counted: it would have left at its deadline.
     pub(crate) fn live_children(&self) -> usize {
+        let now = Instant::now();
+        let expired: Vec<Arc<Node>> = self.lock().as_ref().map_or_else(Vec::new, |inner| {
+            inner
+                .children
+                .iter()
+                .filter_map(Weak::upgrade)
+                .filter(|child| child.deadline.is_some_and(|deadline| deadline <= now))
+                .collect()
+        });
+        for child in &expired {
+            child.expire(now);
+        }
+        drop(expired);
         self.lock().as_ref().map_or(0, |inner| inner.children.len())
     }
 
