@@ -27,9 +27,410 @@
 
 pub use context_core::*;
 
+/// Turns an `async fn` into a *stage*: a function that runs under a [`Context`], ends at its
+/// next `.await` once that context is cancelled or past its deadline, and receives typed
+/// context values as parameters.
+///
+/// ```
+/// use std::time::Duration;
+/// use ctxpipe::{ctx_value, stage, Context, Error};
+///
+/// #[ctx_value]
+/// struct UserId(u64);
+///
+/// struct Db;
+///
+/// impl Db {
+///     async fn name_of(&self, id: u64) -> String {
+///         tokio::time::sleep(Duration::from_millis(100)).await;
+///         format!("user {id}")
+///     }
+/// }
+///
+/// /// Greets the user of the request.
+/// #[stage]
+/// async fn greeting(#[ctx_value] user: &UserId, db: &Db) -> Result<String, Error> {
+///     let name = db.name_of(user.0).await; // a checkpoint
+///     Ok(format!("hello, {name}"))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let ctx = Context::background().with_value(UserId(7));
+/// // The context comes first; `#[ctx_value]` parameters are not passed, they are looked up.
+/// assert_eq!(greeting(&ctx, &Db).await, Ok("hello, user 7".to_string()));
+///
+/// let (hurried, _cancel) = ctx.with_timeout(Duration::from_millis(10));
+/// assert_eq!(greeting(&hurried, &Db).await, Err(Error::DeadlineExceeded));
+///
+/// let anonymous = Context::background();
+/// assert!(matches!(
+///     greeting(&anonymous, &Db).await,
+///     Err(Error::MissingValue { type_name }) if type_name.ends_with("UserId")
+/// ));
+/// # }
+/// ```
+///
+/// # The context parameter
+///
+/// The stage takes `ctx: &Context` as its first parameter (after `self`), visible in the
+/// body as `ctx`: pass it on to the stages it calls, or derive children from it.
+/// `#[stage(ctx = name)]` gives it another name. A function that already declares a `Context`
+/// or `&Context` parameter, under any name, keeps it and gets no second one; its checkpoints
+/// use that parameter (and then `ctx = name` is an error).
+///
+/// On entry, before any of the body runs, a context that is already done ends the stage with
+/// its error; then the `#[ctx_value]` parameters are looked up, in declaration order.
+///
+/// # Checkpoints
+///
+/// Every `.await` of the function's own body — inside `match`, `if`, loops, `?` chains, nested
+/// blocks, and the arguments of macros whose input is comma-separated expressions such as
+/// `vec![..]`, `format!(..)` or `assert_eq!(..)` — races the awaited future against the context
+/// in scope at that await, as [`Context::run`] does: the context is checked before the first
+/// poll (one atomic load while it is open, nothing allocated), and when it ends first the
+/// future is dropped and the stage returns `Err(Error::Canceled.into())` or
+/// `Err(Error::DeadlineExceeded.into())`.
+///
+/// The context in scope is the one named `ctx` where the await is written, so shadowing it
+/// narrows the checkpoints that follow:
+///
+/// ```
+/// # use std::time::Duration;
+/// # use ctxpipe::{stage, Context, Error};
+/// #[stage]
+/// async fn fetch_all(urls: &[&str]) -> Result<usize, Error> {
+///     let mut fetched = 0;
+///     for _url in urls {
+///         // Each fetch gets at most a second, the whole stage no more than the caller's ctx.
+///         let (ctx, _cancel) = ctx.with_timeout(Duration::from_secs(1));
+///         tokio::time::sleep(Duration::from_millis(300)).await; // checks the narrower ctx
+///         fetched += 1;
+///     }
+///     Ok(fetched)
+/// }
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// # assert_eq!(fetch_all(&Context::background(), &["a", "b"]).await, Ok(2));
+/// # }
+/// ```
+///
+/// Awaits inside closures, `async` blocks and nested items are left alone: they belong to
+/// another future or function, which can be a stage of its own.
+///
+/// # Opting out: `#[uninterruptible]`
+///
+/// An await that must finish once started (a commit, a cleanup) is marked where it is written,
+/// on its statement or expression: every await inside it is a plain await.
+///
+/// ```
+/// # use ctxpipe::{stage, Error};
+/// # struct Tx;
+/// # impl Tx { async fn commit(self) -> Result<(), Error> { Ok(()) } }
+/// #[stage]
+/// async fn save(tx: Tx) -> Result<(), Error> {
+///     #[uninterruptible]
+///     tx.commit().await?;
+///     let answer = #[uninterruptible] std::future::ready(42).await;
+///     # let _ = answer;
+///     Ok(())
+/// }
+/// # let _ = save;
+/// ```
+///
+/// It is an attribute because `#[stage]` recognises it from the syntax alone, at the await it
+/// concerns: no import, no wrapper type, nothing that a rename could hide. Outside a stage it
+/// does not compile, so it can never silently do nothing, and `#[stage]` reports it where it
+/// would have no effect (on code without awaits, in closures and `async` blocks).
+///
+/// # Context values as parameters
+///
+/// A parameter marked `#[ctx_value]` is removed from the signature and taken from the context
+/// on entry, by its type: `#[ctx_value] user: &UserId` ends the stage with
+/// `Error::MissingValue { type_name }` (before any of the body runs) when the context has no
+/// `UserId`, and `#[ctx_value] user: Option<&UserId>` is `None` instead. The type must
+/// implement [`CtxValue`], usually through [`#[ctx_value]`](macro@ctx_value) on its
+/// definition.
+///
+/// # The return type
+///
+/// A stage returns `Result<T, E>` with `E: From<ctxpipe::Error>`, written out or through an
+/// alias such as `anyhow::Result<T>` or `std::io::Result<T>`; anything else is a compile error
+/// at the return type. [`Error`] converts into `io::Error`, and `anyhow` and `thiserror`
+/// (`#[from] ctxpipe::Error`) convert it too.
+///
+/// # Arguments
+///
+/// - `ctx = name`: the name of the inserted context parameter (default `ctx`).
+/// - `crate = path`: where this crate is, for a dependency renamed in `Cargo.toml`
+///   (`#[stage(crate = my_ctxpipe)]`).
+///
+/// # Shapes and attributes
+///
+/// Free functions, inherent methods (`&self`, `&mut self`, `self`, `self: Arc<Self>`) and
+/// methods of trait impls (the trait declares the `ctx: &Context` parameter itself), with any
+/// visibility, generics, lifetimes, `where` clauses and `impl Trait` parameters. An output that
+/// borrows from the only input lifetime keeps doing so. Doc comments and other attributes stay
+/// on the function; attribute macros that rewrite the body go below `#[stage]`, which then
+/// expands first: `#[tracing::instrument(skip(ctx))]` sees `ctx` and the plain parameters (not
+/// the `#[ctx_value]` ones, which are bound inside the body) and wraps the whole stage.
+///
+/// Panics are not caught. The stage's future is `Send` whenever the same function without
+/// `#[stage]` would be.
+///
+/// # Limits
+///
+/// - Awaits inside macro calls whose input is not expressions, such as the branches of
+///   `tokio::select!`, are not checkpoints; neither is anything inside `stringify!`.
+/// - A parameter whose type is a path ending in `Context` (without generic arguments) is taken
+///   as the declared context.
+/// - Shadowing `ctx` with something that is not a `Context` makes the awaits after it fail to
+///   compile; name the context otherwise with `ctx = name`.
+/// - An output that borrows through a lifetime hidden in a path (`Ref<T>` for `Ref<'_, T>`)
+///   must name that lifetime.
+/// - On an error in the attribute or the function, the function is still emitted next to the
+///   error, with the stage's signature, so that its callers keep compiling.
+///
+/// # Equivalent code not using the macro
+///
+/// The `greeting` stage above is this function (`examples/stage-expanded.rs` shows the
+/// expansion itself):
+///
+/// ```
+/// # use std::time::Duration;
+/// use ctxpipe::{Context, CtxValue, Error};
+///
+/// struct UserId(u64);
+/// impl CtxValue for UserId {}
+/// # struct Db;
+/// # impl Db {
+/// #     async fn name_of(&self, id: u64) -> String {
+/// #         tokio::time::sleep(Duration::from_millis(100)).await;
+/// #         format!("user {id}")
+/// #     }
+/// # }
+///
+/// /// Greets the user of the request.
+/// async fn greeting(ctx: &Context, db: &Db) -> Result<String, Error> {
+///     if let Some(error) = ctx.err() {
+///         return Err(error);
+///     }
+///     let Some(user) = ctx.value::<UserId>() else {
+///         let type_name = std::any::type_name::<UserId>();
+///         return Err(Error::MissingValue { type_name });
+///     };
+///     let name = match ctx.run(db.name_of(user.0)).await {
+///         Ok(value) => value,
+///         Err(error) => return Err(error),
+///     };
+///     Ok(format!("hello, {name}"))
+/// }
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// # let ctx = Context::background().with_value(UserId(7));
+/// # assert_eq!(greeting(&ctx, &Db).await, Ok("hello, user 7".to_string()));
+/// # let (hurried, _cancel) = ctx.with_timeout(Duration::from_millis(10));
+/// # assert_eq!(greeting(&hurried, &Db).await, Err(Error::DeadlineExceeded));
+/// # }
+/// ```
+pub use context_macros::stage;
+
+/// Declares a type as a context value: implements [`CtxValue`] for it and gives it the typed
+/// accessor `Type::from_ctx(&ctx) -> Option<&Type>`.
+///
+/// ```
+/// use ctxpipe::{ctx_value, stage, Context, Error};
+///
+/// #[ctx_value]
+/// #[derive(Debug, PartialEq)]
+/// pub struct Tenant {
+///     pub name: String,
+/// }
+///
+/// #[stage]
+/// async fn bill(#[ctx_value] tenant: &Tenant, cents: u64) -> Result<String, Error> {
+///     Ok(format!("{cents} cents to {}", tenant.name))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let ctx = Context::background().with_value(Tenant { name: "acme".into() });
+/// assert_eq!(Tenant::from_ctx(&ctx).map(|t| t.name.as_str()), Some("acme"));
+/// assert_eq!(bill(&ctx, 250).await, Ok("250 cents to acme".to_string()));
+/// # }
+/// ```
+///
+/// It goes on a struct, an enum or a union, before its `#[derive(..)]`s. A context value is
+/// shared by every task that holds the context, so the type must be `Send + Sync + 'static`:
+/// a field that is not `Send` or `Sync` is reported at that field, and lifetime parameters
+/// are an error. Type parameters get `Send + Sync + 'static` bounds, as derives add theirs,
+/// so `Wrapper<T>` is a context value for every such `T`.
+///
+/// On a parameter of a [`#[stage]`](macro@stage) function, `#[ctx_value]` takes that
+/// parameter from the context instead (see there).
+///
+/// `#[ctx_value(crate = path)]` names this crate when the dependency is renamed.
+///
+/// # Equivalent code not using the macro
+///
+/// ```
+/// use ctxpipe::{Context, CtxValue};
+///
+/// #[derive(Debug, PartialEq)]
+/// pub struct Tenant {
+///     pub name: String,
+/// }
+///
+/// impl CtxValue for Tenant {}
+///
+/// impl Tenant {
+///     /// The `Tenant` carried by `ctx` or by its nearest ancestor that has one, if any.
+///     pub fn from_ctx(ctx: &Context) -> Option<&Self> {
+///         ctx.value::<Self>()
+///     }
+/// }
+/// # let ctx = Context::background().with_value(Tenant { name: "acme".into() });
+/// # assert_eq!(Tenant::from_ctx(&ctx).map(|t| t.name.as_str()), Some("acme"));
+/// ```
+pub use context_macros::ctx_value;
+
 /// Not public API: the paths that code generated by the ctxpipe macros names. It may change in
 /// any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use context_core::{Context, Error};
+    use core::future::IntoFuture;
+
+    pub use context_core::{Context, CtxValue, Error, Run, Watch};
+
+    /// The registration that a stage's checkpoints share (see [`Watch`]): made on entry, so a
+    /// stage that awaits many pending futures registers with its context once.
+    #[inline]
+    pub fn watch(ctx: &Context) -> Watch {
+        ctx.watch()
+    }
+
+    /// The checkpoint behind each `.await` of a stage: the future raced against `ctx`, which
+    /// checks the context before every poll (one atomic load while it is open) and registers
+    /// a waker only while `future` is pending — through `watch` when it watches this very
+    /// context, on its own once the stage has shadowed `ctx` with a narrower one.
+    ///
+    /// The future comes first: it is evaluated before `watch` is borrowed, so an await nested
+    /// in it (`f(g().await).await`) has finished with `watch` by then.
+    #[inline]
+    pub fn checkpoint<'a, F: IntoFuture>(
+        future: F,
+        ctx: &'a Context,
+        watch: &'a mut Watch,
+    ) -> Run<'a, F::IntoFuture> {
+        ctx.__checkpoint(watch, future)
+    }
+
+    /// The check on entering a stage: the context's error if it is already done.
+    #[inline]
+    pub fn entry(ctx: &Context) -> Option<Error> {
+        ctx.err()
+    }
+
+    /// The return types a stage may have: `Result<T, E>` with `E: From<Error>`, also when
+    /// written through an alias such as `anyhow::Result<T>` or `io::Result<T>`.
+    #[diagnostic::on_unimplemented(
+        message = "a stage must return `Result<T, E>` with `E: From<ctxpipe::Error>`, not `{Self}`",
+        label = "expected `Result<T, E>` where `E: From<ctxpipe::Error>`",
+        note = "a stage returns `Err(ctxpipe::Error::Canceled.into())` when its context ends \
+                before an await completes; aliases such as `anyhow::Result<T>` and \
+                `std::io::Result<T>` work too"
+    )]
+    pub trait StageReturn {
+        /// `Err(error.into())`.
+        fn from_error(error: Error) -> Self;
+    }
+
+    impl<T, E: From<Error>> StageReturn for Result<T, E> {
+        #[inline]
+        fn from_error(error: Error) -> Self {
+            Err(E::from(error))
+        }
+    }
+
+    /// What a stage returns when its context ends or a value is missing. The generated call
+    /// spans the stage's return type, so a wrong one is reported there, once.
+    #[inline]
+    pub fn stage_error<R: StageReturn>(error: Error) -> R {
+        R::from_error(error)
+    }
+
+    /// The types a `#[ctx_value]` parameter may borrow: those implementing [`CtxValue`].
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not a context value",
+        label = "expected a type declared with `#[ctx_value]`",
+        note = "declare it where it is defined: `#[ctx_value] struct {Self}`, or \
+                `impl ctxpipe::CtxValue for {Self} {{}}`"
+    )]
+    pub trait ValueParam {
+        /// The value of this type in `ctx`.
+        fn lookup(ctx: &Context) -> Option<&Self>;
+    }
+
+    impl<T: CtxValue> ValueParam for T {
+        #[inline]
+        fn lookup(ctx: &Context) -> Option<&T> {
+            ctx.value::<T>()
+        }
+    }
+
+    /// A `#[ctx_value]` parameter's value; the generated call spans the parameter's type.
+    #[inline]
+    pub fn value<T: ValueParam>(ctx: &Context) -> Option<&T> {
+        T::lookup(ctx)
+    }
+
+    /// The error of a missing `#[ctx_value]` parameter of type `T`.
+    #[cold]
+    pub fn missing<T: ?Sized>() -> Error {
+        Error::MissingValue {
+            type_name: core::any::type_name::<T>(),
+        }
+    }
+
+    /// The typed accessor that `#[ctx_value]` generates.
+    #[inline]
+    pub fn from_ctx<T: CtxValue>(ctx: &Context) -> Option<&T> {
+        ctx.value::<T>()
+    }
+
+    /// Field types of a context value must be `Send`.
+    #[diagnostic::on_unimplemented(
+        message = "a context value must be `Send`, but its field type `{Self}` is not",
+        label = "this field's type is not `Send`",
+        note = "context values are shared between tasks and threads: use thread-safe field \
+                types, such as `Arc` rather than `Rc`, and `Mutex` or atomics rather than \
+                `RefCell` or `Cell`"
+    )]
+    pub trait FieldSend {}
+    impl<T: ?Sized + Send> FieldSend for T {}
+
+    /// Field types of a context value must be `Sync`.
+    #[diagnostic::on_unimplemented(
+        message = "a context value must be `Sync`, but its field type `{Self}` is not",
+        label = "this field's type is not `Sync`",
+        note = "context values are shared between tasks and threads: use thread-safe field \
+                types, such as `Arc` rather than `Rc`, and `Mutex` or atomics rather than \
+                `RefCell` or `Cell`"
+    )]
+    pub trait FieldSync {}
+    impl<T: ?Sized + Sync> FieldSync for T {}
+
+    /// Asserts that a field of a `#[ctx_value]` type is `Send`; spans the field's type.
+    #[inline]
+    pub fn assert_field_send<T: ?Sized + FieldSend>() {}
+
+    /// Asserts that a field of a `#[ctx_value]` type is `Sync`; spans the field's type.
+    #[inline]
+    pub fn assert_field_sync<T: ?Sized + FieldSync>() {}
+
+    /// Stands for a `#[ctx_value]` parameter in the function emitted next to a `#[stage]`
+    /// error, so that its body still type-checks. Never runs: the crate does not compile.
+    pub fn placeholder<T>() -> T {
+        unreachable!("emitted only next to a compile error")
+    }
 }

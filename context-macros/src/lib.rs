@@ -1,1 +1,22 @@
-//! Procedural macros of ctxpipe. Use them through the `ctxpipe` facade.
+//! Procedural macros of ctxpipe: `#[stage]` and `#[ctx_value]`. Use them through the `ctxpipe`
+//! facade, which documents them and holds the runtime that the generated code names.
+#![warn(missing_docs, unreachable_pub)]
+
+use proc_macro::TokenStream;
+
+mod ctx_value;
+mod errors;
+mod runtime;
+mod stage;
+
+/// The attribute is expanded by the `context-macros` crate.
+#[proc_macro_attribute]
+pub fn stage(args: TokenStream, item: TokenStream) -> TokenStream {
+    stage::stage(args.into(), item.into()).into()
+}
+
+/// The attribute is expanded by the `context-macros` crate.
+#[proc_macro_attribute]
+pub fn ctx_value(args: TokenStream, item: TokenStream) -> TokenStream {
+    ctx_value::ctx_value(args.into(), item.into()).into()
+}

@@ -1,0 +1,176 @@
+//! What the expansion rewrites: every `.await` of the stage's own body, wherever it sits, and
+//! nothing else; and the expansion is hygienic (it names std through `::core`, our runtime
+//! through `crate = path`, and causes no lint).
+#![deny(
+    warnings,
+    unused_qualifications,
+    unused_parens,
+    unused_braces,
+    unused_results
+)]
+#![deny(unused_lifetimes, single_use_lifetimes, elided_lifetimes_in_paths)]
+#![deny(clippy::all)]
+
+use std::cell::Cell;
+use std::future::ready;
+
+use ctxpipe::{ctx_value, stage, Context, Error};
+
+/// Generated code must not resolve `core` to this module.
+mod core {}
+
+/// A runtime that counts checkpoints: `#[stage(crate = crate::counting)]` must name it.
+mod counting {
+    pub mod __private {
+        pub use ::ctxpipe::__private::*;
+
+        use std::cell::Cell;
+        use std::future::IntoFuture;
+
+        thread_local! {
+            pub static CHECKPOINTS: Cell<usize> = const { Cell::new(0) };
+        }
+
+        pub fn checkpoint<'a, F: IntoFuture>(
+            future: F,
+            ctx: &'a Context,
+            watch: &'a mut Watch,
+        ) -> Run<'a, F::IntoFuture> {
+            CHECKPOINTS.with(|count| count.set(count.get() + 1));
+            ::ctxpipe::__private::checkpoint(future, ctx, watch)
+        }
+    }
+
+    pub fn take() -> usize {
+        __private::CHECKPOINTS.with(|count| count.replace(0))
+    }
+}
+
+#[ctx_value(crate = crate::counting)]
+struct Limit(u32);
+
+#[allow(dead_code)]
+struct Some;
+#[allow(dead_code)]
+struct None;
+#[allow(dead_code)]
+struct Ok;
+#[allow(dead_code)]
+struct Err;
+
+async fn num(n: u32) -> u32 {
+    n
+}
+
+async fn fallible(n: u32) -> Result<u32, Error> {
+    Result::Ok(n)
+}
+
+/// Seventeen awaits of the stage's own body, in every kind of place.
+#[stage(crate = crate::counting)]
+async fn everywhere(#[ctx_value] limit: &Limit, flag: bool) -> Result<u32, Error> {
+    let mut total = num(1).await; // 1
+    total += match num(2).await {
+        // 2
+        2 => num(3).await, // 3
+        _ => 0,
+    };
+    if num(4).await > 0 {
+        // 4
+        total += num(5).await; // 5
+    } else {
+        total += num(100).await;
+    }
+    for _ in 0..2 {
+        total += num(1).await; // 6, 7
+    }
+    let mut n = 0;
+    while n < 1 {
+        n += num(1).await; // 8
+    }
+    let mut spins = 0;
+    total += loop {
+        spins += 1;
+        if spins > 1 {
+            break num(1).await; // 9
+        }
+    };
+    total += fallible(fallible(1).await?).await?; // 10, 11
+    total += {
+        let inner = { num(1).await }; // 12
+        inner
+    };
+    let mut list = vec![num(1).await, num(1).await]; // 13, 14
+    let mut repeated = vec![num(1).await; 2]; // 15
+    list.append(&mut repeated);
+    total += list.iter().sum::<u32>();
+    let text = format!("{}", num(1).await); // 16
+    assert_eq!(num(1).await, 1); // 17
+    total += u32::from(text == "1");
+    // Not checkpoints: closures, async blocks, nested items, `stringify!`, opted out.
+    let closure = |n: u32| async move { num(n).await };
+    let block = async { num(1).await };
+    async fn nested_item() -> u32 {
+        num(1).await
+    }
+    let spelled = stringify!(num(1).await);
+    let kept = #[uninterruptible]
+    closure(1).await;
+    #[uninterruptible]
+    let from_block = block.await;
+    #[uninterruptible]
+    {
+        total += nested_item().await;
+    }
+    total += kept + from_block + u32::from(spelled == "num(1).await");
+    let _ = flag;
+    Result::Ok(total.min(limit.0))
+}
+
+#[tokio::test]
+async fn every_await_of_the_body_is_a_checkpoint_and_nothing_else() {
+    let ctx = Context::background().with_value(Limit(1000));
+    let _ = counting::take();
+    assert_eq!(everywhere(&ctx, true).await, Result::Ok(23));
+    assert_eq!(counting::take(), 17);
+}
+
+#[stage(crate = crate::counting)]
+async fn cancelled_midway(cancel: ctxpipe::CancelHandle, reached: &Cell<u32>) -> Result<(), Error> {
+    reached.set(num(1).await);
+    cancel.cancel();
+    let mut values = vec![num(2).await];
+    values.push(3);
+    reached.set(values[0]);
+    Result::Ok(())
+}
+
+#[tokio::test]
+async fn checkpoints_inside_macro_arguments_end_the_stage() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    let reached = Cell::new(0);
+    assert_eq!(
+        cancelled_midway(&ctx, cancel, &reached).await,
+        Result::Err(Error::Canceled)
+    );
+    assert_eq!(reached.get(), 1);
+    assert_eq!(counting::take(), 2);
+}
+
+#[stage]
+async fn hygienic<'a>(#[ctx_value] limit: Option<&'a Limit>, s: &'a str) -> Result<&'a str, Error> {
+    let __value = ready(1).await;
+    let __error = ready(2).await;
+    let __ctx = ready(3).await;
+    assert_eq!((__value, __error, __ctx), (1, 2, 3));
+    Result::Ok(match limit {
+        Option::Some(_) => s,
+        Option::None => "",
+    })
+}
+
+#[tokio::test]
+async fn generated_names_do_not_clash_with_the_users() {
+    let ctx = Context::background().with_value(Limit(1));
+    assert_eq!(hygienic(&ctx, "x").await, Result::Ok("x"));
+}

@@ -1,0 +1,11 @@
+use ctxpipe::{ctx_value, stage, Error};
+
+#[ctx_value]
+struct UserId(u64);
+
+#[stage]
+async fn load(#[ctx_value] user: UserId) -> Result<u64, Error> {
+    Ok(user.0)
+}
+
+fn main() {}

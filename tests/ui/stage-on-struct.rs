@@ -1,0 +1,6 @@
+use ctxpipe::stage;
+
+#[stage]
+struct Loader;
+
+fn main() {}

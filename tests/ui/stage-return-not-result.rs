@@ -1,0 +1,10 @@
+use ctxpipe::stage;
+
+#[stage]
+async fn count(items: Vec<u32>) -> usize {
+    tokio::task::yield_now().await;
+    tokio::task::yield_now().await;
+    items.len()
+}
+
+fn main() {}

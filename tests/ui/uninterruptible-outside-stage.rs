@@ -1,0 +1,6 @@
+async fn commit() {
+    #[uninterruptible]
+    tokio::task::yield_now().await;
+}
+
+fn main() {}
