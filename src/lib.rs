@@ -434,3 +434,8 @@ pub mod __private {
         unreachable!("emitted only next to a compile error")
     }
 }
+
+/// Tower layers that carry a context's deadline (`grpc-timeout`) and declared values (W3C
+/// `baggage`) across services, for hyper, axum and tonic (the `tower` feature).
+#[cfg(feature = "tower")]
+pub use context_tower as tower;
