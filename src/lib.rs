@@ -269,7 +269,13 @@ pub use context_macros::stage;
 /// On a parameter of a [`#[stage]`](macro@stage) function, `#[ctx_value]` takes that
 /// parameter from the context instead (see there).
 ///
-/// `#[ctx_value(crate = path)]` names this crate when the dependency is renamed.
+/// Arguments:
+///
+/// - `crate = path` names this crate when the dependency is renamed.
+/// - `baggage = "key"` declares that the value crosses process boundaries: with the `tower`
+///   feature, the layers of `ctxpipe::tower` carry it in the W3C `baggage` header under that
+///   key (the type must also implement `FromStr` and `Display`). Values without it never leave
+///   the process.
 ///
 /// # Equivalent code not using the macro
 ///
@@ -391,6 +397,26 @@ pub mod __private {
             type_name: core::any::type_name::<T>(),
         }
     }
+
+    /// What `#[ctx_value(baggage = "key")]` implements: the value crosses process boundaries.
+    #[cfg(feature = "tower")]
+    pub use context_tower::BaggageValue;
+
+    /// Without the `tower` feature, `#[ctx_value(baggage = "key")]` asks for it, at the key.
+    #[cfg(not(feature = "tower"))]
+    pub trait BaggageValue: TowerFeature {
+        /// The baggage key.
+        const KEY: &'static str;
+    }
+
+    /// Implemented by nothing: names the missing feature in the error.
+    #[cfg(not(feature = "tower"))]
+    #[diagnostic::on_unimplemented(
+        message = "`#[ctx_value(baggage = ..)]` needs the `tower` feature of ctxpipe",
+        label = "values cross process boundaries through the `tower` layers",
+        note = "enable it in Cargo.toml: `ctxpipe = { version = \"..\", features = [\"tower\"] }`"
+    )]
+    pub trait TowerFeature {}
 
     /// The typed accessor that `#[ctx_value]` generates.
     #[inline]

@@ -14,19 +14,23 @@
 //! names no generic parameter is checked where it is written, one under `for<'v>` only where
 //! the impl is used. Type parameters get `Send + Sync + 'static` bounds, as derives add theirs;
 //! lifetime parameters are an error, since a context value is `'static`.
+//!
+//! `#[ctx_value(baggage = "user-id")]` also implements `BaggageValue` (from the `tower`
+//! feature), declaring that the value crosses process boundaries under that key.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::parse::Parser;
 use syn::spanned::Spanned;
-use syn::{parse_quote, Data, DeriveInput, Fields, GenericParam, Item, Path, Type};
+use syn::{parse_quote, Data, DeriveInput, Fields, GenericParam, Item, LitStr, Path, Type};
 
 use crate::errors::{with_error, Errors};
 use crate::runtime::Runtime;
 
 pub(crate) fn ctx_value(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::new();
-    let rt = Runtime(parse_args(args, &mut errors));
+    let Args { krate, baggage } = parse_args(args, &mut errors);
+    let rt = Runtime(krate);
     let input = match syn::parse2::<DeriveInput>(item.clone()) {
         Ok(input) => input,
         Err(err) => {
@@ -57,7 +61,7 @@ pub(crate) fn ctx_value(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     }
     let expanded = match lifetimes.check() {
-        Ok(()) => expand(&input, &rt),
+        Ok(()) => expand(&input, &rt, baggage.as_ref()),
         Err(err) => {
             errors.push(err);
             input.to_token_stream()
@@ -69,9 +73,16 @@ pub(crate) fn ctx_value(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-/// `crate = path`, the only argument.
-fn parse_args(args: TokenStream, errors: &mut Errors) -> Option<Path> {
+/// The arguments: `crate = path` and `baggage = "key"`.
+struct Args {
+    krate: Option<Path>,
+    /// The key under which the value crosses process boundaries in W3C `baggage`.
+    baggage: Option<LitStr>,
+}
+
+fn parse_args(args: TokenStream, errors: &mut Errors) -> Args {
     let mut krate: Option<Path> = None;
+    let mut baggage: Option<LitStr> = None;
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("crate") {
             let path: Path = meta.value()?.parse()?;
@@ -80,13 +91,25 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> Option<Path> {
             } else {
                 krate = Some(path);
             }
+        } else if meta.path.is_ident("baggage") {
+            let key: LitStr = meta.value()?.parse()?;
+            if baggage.is_some() {
+                errors.error(&meta.path, "duplicate argument `baggage`: keep one");
+            } else if !is_token(&key.value()) {
+                errors.error(
+                    &key,
+                    "expected a baggage key made of letters, digits and `!#$%&'*+-.^_`|~`, such \
+                     as \"user-id\"",
+                );
+            } else {
+                baggage = Some(key);
+            }
         } else {
             let key = meta.path.segments.last().map(|s| s.ident.to_string());
             errors.error(
                 &meta.path,
                 format_args!(
-                    "unknown argument `{}`: expected `#[ctx_value]` or \
-                     `#[ctx_value(crate = path)]`",
+                    "unknown argument `{}`: expected `crate = path` or `baggage = \"key\"`",
                     key.unwrap_or_default()
                 ),
             );
@@ -99,10 +122,18 @@ fn parse_args(args: TokenStream, errors: &mut Errors) -> Option<Path> {
     if let Err(err) = parser.parse2(args) {
         errors.push(err);
     }
-    krate
+    Args { krate, baggage }
 }
 
-fn expand(input: &DeriveInput, rt: &Runtime) -> TokenStream {
+/// An RFC 7230 token: what W3C baggage accepts as a key.
+fn is_token(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn expand(input: &DeriveInput, rt: &Runtime, baggage: Option<&LitStr>) -> TokenStream {
     let ident = &input.ident;
     let vis = &input.vis;
     let mut generics = input.generics.clone();
@@ -130,9 +161,20 @@ fn expand(input: &DeriveInput, rt: &Runtime) -> TokenStream {
         "The `{ident}` carried by `ctx` or by its nearest ancestor that has one, if any: a \
          lookup by type, as cheap at any depth."
     );
+    // Spanned at the key: without the `tower` feature, or without `FromStr`/`Display`, the
+    // error points there.
+    let baggage = baggage.map(|key| {
+        quote_spanned! {key.span()=>
+            #[automatically_derived]
+            impl #impl_generics #rt::BaggageValue for #ident #ty_generics #used {
+                const KEY: &'static str = #key;
+            }
+        }
+    });
     quote! {
         #input
         const _: () = {
+            #baggage
             impl #impl_generics #ident #ty_generics #where_clause {
                 #[allow(dead_code)]
                 fn #assert_fn() {
