@@ -414,7 +414,7 @@ pub mod __private {
     #[diagnostic::on_unimplemented(
         message = "`#[ctx_value(baggage = ..)]` needs the `tower` feature of ctxpipe",
         label = "values cross process boundaries through the `tower` layers",
-        note = "enable it in Cargo.toml: `ctxpipe = { version = \"..\", features = [\"tower\"] }`"
+        note = "enable it in Cargo.toml: `ctxpipe = {{ version = \"..\", features = [\"tower\"] }}`"
     )]
     pub trait TowerFeature {}
 

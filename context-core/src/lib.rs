@@ -53,6 +53,7 @@ mod ctx_value;
 mod done;
 mod error;
 mod loom;
+mod pipeline;
 mod slab;
 mod timer;
 mod tree;
@@ -64,3 +65,6 @@ pub use context::{CancelHandle, Context, DropGuard};
 pub use ctx_value::CtxValue;
 pub use done::{Done, Run, Watch};
 pub use error::Error;
+pub use pipeline::{
+    Pipeline, Progress, Report, StageOptions, StageReport, DEFAULT_BATCH, DEFAULT_BUFFER,
+};

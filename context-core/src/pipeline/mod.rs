@@ -1,0 +1,26 @@
+//! The pipeline runtime: a source, stages and a sink running as one structured unit under one
+//! context. [`Pipeline`] documents the behaviour; the files here are its parts:
+//!
+//! - `builder.rs`: [`Pipeline`] itself, the stage methods and the sinks users call;
+//! - `options.rs`: [`StageOptions`];
+//! - `channel.rs`: the bounded queue between steps, which moves items in batches;
+//! - `source.rs`: the task that feeds the first queue from an iterator or a stream;
+//! - `stage.rs`: a stage's workers;
+//! - `order.rs`: the reorder window of ordered stages;
+//! - `sink.rs`: the sinks, and the loop that drives a run from the caller's future;
+//! - `scope.rs`: the tasks of a run, the first error and panic, and what the run returns;
+//! - `report.rs`: [`Progress`] and [`Report`].
+
+mod builder;
+mod channel;
+mod options;
+mod order;
+mod report;
+mod scope;
+mod sink;
+mod source;
+mod stage;
+
+pub use builder::Pipeline;
+pub use options::{StageOptions, DEFAULT_BATCH, DEFAULT_BUFFER};
+pub use report::{Progress, Report, StageReport};

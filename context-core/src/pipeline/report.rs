@@ -1,0 +1,326 @@
+//! Observability: [`Progress`], a live handle on a pipeline's counters, and the [`Report`] it
+//! reads from them.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use super::channel::QueueStats;
+
+/// The counters of one stage. Workers add to them once per batch (and once more when they stop
+/// early), so a live report lags the truth by at most one batch per worker; once the pipeline's
+/// future has completed every worker has stopped and the counts are exact.
+///
+/// All orderings are `Relaxed`: these are statistics, read without any other data depending on
+/// them; completion of the pipeline (a join of every task) orders the final values before any
+/// read that follows it.
+#[derive(Debug)]
+pub(crate) struct StageStats {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) workers: usize,
+    pub(crate) items_in: AtomicU64,
+    pub(crate) items_out: AtomicU64,
+    pub(crate) filtered: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) busy_nanos: AtomicU64,
+    pub(crate) queue: Arc<QueueStats>,
+}
+
+/// What one worker did with one batch, added to [`StageStats`] in one go.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub(crate) items_in: u64,
+    pub(crate) items_out: u64,
+    pub(crate) filtered: u64,
+    pub(crate) errors: u64,
+    pub(crate) busy: Duration,
+}
+
+impl StageStats {
+    pub(crate) fn new(name: Cow<'static, str>, workers: usize) -> StageStats {
+        StageStats {
+            name,
+            workers,
+            items_in: AtomicU64::new(0),
+            items_out: AtomicU64::new(0),
+            filtered: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            busy_nanos: AtomicU64::new(0),
+            queue: Arc::default(),
+        }
+    }
+
+    /// Adds `tally` and resets it.
+    pub(crate) fn add(&self, tally: &mut Tally) {
+        let tally = std::mem::take(tally);
+        let add = |counter: &AtomicU64, n: u64| {
+            if n > 0 {
+                // Relaxed: a statistic (see the type's documentation).
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        };
+        add(&self.items_in, tally.items_in);
+        add(&self.items_out, tally.items_out);
+        add(&self.filtered, tally.filtered);
+        add(&self.errors, tally.errors);
+        add(
+            &self.busy_nanos,
+            u64::try_from(tally.busy.as_nanos()).unwrap_or(u64::MAX),
+        );
+    }
+
+    fn report(&self) -> StageReport {
+        // Relaxed loads: statistics (see the type's documentation); a snapshot of independent
+        // counters, not a consistent cut.
+        StageReport {
+            name: self.name.clone(),
+            workers: self.workers,
+            items_in: self.items_in.load(Ordering::Relaxed),
+            items_out: self.items_out.load(Ordering::Relaxed),
+            filtered: self.filtered.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            busy: Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed)),
+            queued: self.queue.queued.load(Ordering::Relaxed),
+            peak_queue: self.queue.peak.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Stages in pipeline order; appended to while the pipeline is being built.
+    pub(crate) stages: Mutex<Vec<Arc<StageStats>>>,
+    pub(crate) produced: AtomicU64,
+    pub(crate) consumed: AtomicU64,
+    pub(crate) sink_errors: AtomicU64,
+    pub(crate) sink_queue: Arc<QueueStats>,
+}
+
+/// A live view of a running pipeline's counters: cheap to clone, `Send + Sync`, readable from
+/// anywhere while the pipeline runs and after it has finished.
+///
+/// Get one with [`Pipeline::progress`](crate::Pipeline::progress) before starting the pipeline;
+/// it sees every stage, including those added after it was taken.
+///
+/// # Examples
+///
+/// ```
+/// use ctxpipe::{Context, Error, Pipeline};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Error> {
+/// let pipeline = Pipeline::new(&Context::background(), 1..=10)
+///     .filter_map("odd", |_ctx, n: u32| async move { Ok(if n % 2 == 1 { Some(n) } else { None }) });
+/// let progress = pipeline.progress();
+/// let odd = pipeline.count().await?;
+///
+/// let report = progress.report();
+/// assert_eq!(odd, 5);
+/// assert_eq!((report.produced, report.consumed), (10, 5));
+/// let stage = report.stage("odd").unwrap();
+/// assert_eq!((stage.items_in, stage.items_out, stage.filtered), (10, 5, 5));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Progress {
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl Progress {
+    pub(crate) fn new() -> Progress {
+        Progress {
+            counters: Arc::default(),
+        }
+    }
+
+    /// A snapshot of every counter. While the pipeline runs, each stage's counts lag by at most
+    /// one batch per worker; after its future has completed they are exact.
+    pub fn report(&self) -> Report {
+        let counters = &*self.counters;
+        let stages = counters
+            .stages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|stage| stage.report())
+            .collect();
+        // Relaxed: statistics, as in `StageStats::report`.
+        Report {
+            produced: counters.produced.load(Ordering::Relaxed),
+            consumed: counters.consumed.load(Ordering::Relaxed),
+            sink_errors: counters.sink_errors.load(Ordering::Relaxed),
+            sink_peak_queue: counters.sink_queue.peak.load(Ordering::Relaxed),
+            stages,
+        }
+    }
+
+    /// How many items the source has produced so far.
+    pub fn produced(&self) -> u64 {
+        // Relaxed: a statistic, as in `StageStats::report`.
+        self.counters.produced.load(Ordering::Relaxed)
+    }
+
+    /// How many items the sink has been given so far.
+    pub fn consumed(&self) -> u64 {
+        // Relaxed: a statistic, as in `StageStats::report`.
+        self.counters.consumed.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_stage(&self, stats: Arc<StageStats>) {
+        self.counters
+            .stages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(stats);
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: usize) {
+        // Relaxed: a statistic, as in `StageStats::add`.
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Progress")
+            .field("produced", &self.produced())
+            .field("consumed", &self.consumed())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a pipeline did, stage by stage: a snapshot taken by [`Progress::report`].
+///
+/// It displays as a table:
+///
+/// ```
+/// use ctxpipe::{Context, Error, Pipeline};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Error> {
+/// let pipeline = Pipeline::new(&Context::background(), 0..100u64)
+///     .map("square", |_ctx, n| async move { Ok(n * n) });
+/// let progress = pipeline.progress();
+/// pipeline.count().await?;
+/// println!("{}", progress.report());
+/// assert_eq!(progress.report().errors(), 0);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Report {
+    /// Items the source has produced (taken from its iterator or stream).
+    pub produced: u64,
+    /// Items the sink has been given.
+    pub consumed: u64,
+    /// Errors returned by the sink's function ([`Pipeline::try_for_each`](crate::Pipeline::try_for_each)).
+    pub sink_errors: u64,
+    /// The most items ever waiting in the sink's input queue.
+    pub sink_peak_queue: usize,
+    /// One entry per stage, in pipeline order.
+    pub stages: Vec<StageReport>,
+}
+
+impl Report {
+    /// The first stage called `name`, if any.
+    pub fn stage(&self, name: &str) -> Option<&StageReport> {
+        self.stages.iter().find(|stage| stage.name == name)
+    }
+
+    /// Every error any stage or the sink returned. The pipeline returns the first; the others
+    /// were dropped, and are only counted here.
+    pub fn errors(&self) -> u64 {
+        self.stages.iter().map(|stage| stage.errors).sum::<u64>() + self.sink_errors
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self
+            .stages
+            .iter()
+            .map(|stage| stage.name.len())
+            .chain([6])
+            .max()
+            .unwrap_or(6);
+        writeln!(
+            f,
+            "{:<width$} {:>7} {:>10} {:>10} {:>10} {:>7} {:>12} {:>6}",
+            "stage", "workers", "in", "out", "filtered", "errors", "busy", "peak"
+        )?;
+        writeln!(f, "{:<width$} {:>7} {:>10}", "source", "", self.produced)?;
+        for stage in &self.stages {
+            writeln!(
+                f,
+                "{:<width$} {:>7} {:>10} {:>10} {:>10} {:>7} {:>12} {:>6}",
+                stage.name,
+                stage.workers,
+                stage.items_in,
+                stage.items_out,
+                stage.filtered,
+                stage.errors,
+                format!("{:.1?}", stage.busy),
+                stage.peak_queue,
+            )?;
+        }
+        write!(
+            f,
+            "{:<width$} {:>7} {:>10} {:>10} {:>10} {:>7} {:>12} {:>6}",
+            "sink", "", self.consumed, "", "", self.sink_errors, "", self.sink_peak_queue
+        )
+    }
+}
+
+/// What one stage did; part of a [`Report`].
+///
+/// ```
+/// use ctxpipe::{Context, Error, Pipeline, StageOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Error> {
+/// let pipeline = Pipeline::new(&Context::background(), ["1", "2", "x"]).filter_map(
+///     StageOptions::new("parse").workers(2),
+///     |_ctx, s: &str| async move { Ok(s.parse::<u32>().ok()) },
+/// );
+/// let progress = pipeline.progress();
+/// pipeline.count().await?;
+///
+/// let parse = progress.report().stages.remove(0);
+/// assert_eq!(parse.name, "parse");
+/// assert_eq!(parse.workers, 2);
+/// assert_eq!((parse.items_in, parse.items_out, parse.filtered), (3, 2, 1));
+/// assert_eq!((parse.errors, parse.queued), (0, 0));
+/// assert!(parse.peak_queue >= 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StageReport {
+    /// The stage's name, from its [`StageOptions`](crate::StageOptions).
+    pub name: Cow<'static, str>,
+    /// How many workers it ran.
+    pub workers: usize,
+    /// Items the stage function was called with.
+    pub items_in: u64,
+    /// Items the stage produced: one per `Ok` of a map, one per `Ok(Some(_))` of a filter, every
+    /// item of a flat stage's `Ok(iter)`.
+    pub items_out: u64,
+    /// Items a filter stage dropped (`Ok(None)`).
+    pub filtered: u64,
+    /// Calls that returned `Err`. Calls cut short by the pipeline's cancellation return nothing
+    /// and are not counted.
+    pub errors: u64,
+    /// Time the workers spent on batches of items, summed over workers (so it may exceed the
+    /// wall time with several workers); waiting for input or for room downstream is not
+    /// included. Measured on tokio's clock, so paused time in tests advances it too.
+    pub busy: Duration,
+    /// Items waiting in the stage's input queue when the snapshot was taken.
+    pub queued: usize,
+    /// The most items that ever waited in the stage's input queue.
+    pub peak_queue: usize,
+}

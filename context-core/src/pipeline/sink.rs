@@ -1,0 +1,211 @@
+//! The sink: runs in the caller's future, drains the last queue, then closes the scope.
+
+use std::future::{ready, Future};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::builder::{Inlet, Pipeline};
+use super::options::DEFAULT_BATCH;
+use super::scope::{CatchUnwind, Scope};
+use crate::context::Context;
+use crate::error::Error;
+
+/// Why a sink stopped before its input ended.
+pub(crate) enum Stop<E> {
+    /// Its function returned this error.
+    Failed(E),
+    /// The pipeline's context is done.
+    Canceled,
+}
+
+/// What the pipeline's future does with the items that come out of the last stage.
+pub(crate) trait Sink<T, E> {
+    type Output;
+
+    /// Consumes every item of `batch`, counting each one handed to user code in `consumed`.
+    fn consume(
+        &mut self,
+        ctx: &Context,
+        batch: &mut Vec<T>,
+        consumed: &AtomicU64,
+    ) -> impl Future<Output = Result<(), Stop<E>>>;
+
+    fn finish(self) -> Self::Output;
+}
+
+fn count(consumed: &AtomicU64, n: usize) {
+    // Relaxed: a statistic (see `report.rs`).
+    consumed.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+pub(crate) struct Collect<T>(pub(crate) Vec<T>);
+
+impl<T, E> Sink<T, E> for Collect<T> {
+    type Output = Vec<T>;
+
+    fn consume(
+        &mut self,
+        _: &Context,
+        batch: &mut Vec<T>,
+        consumed: &AtomicU64,
+    ) -> impl Future<Output = Result<(), Stop<E>>> {
+        count(consumed, batch.len());
+        self.0.append(batch);
+        ready(Ok(()))
+    }
+
+    fn finish(self) -> Vec<T> {
+        self.0
+    }
+}
+
+pub(crate) struct Count(pub(crate) usize);
+
+impl<T, E> Sink<T, E> for Count {
+    type Output = usize;
+
+    fn consume(
+        &mut self,
+        _: &Context,
+        batch: &mut Vec<T>,
+        consumed: &AtomicU64,
+    ) -> impl Future<Output = Result<(), Stop<E>>> {
+        count(consumed, batch.len());
+        self.0 += batch.len();
+        batch.clear();
+        ready(Ok(()))
+    }
+
+    fn finish(self) -> usize {
+        self.0
+    }
+}
+
+pub(crate) struct Fold<A, F> {
+    /// `None` only after a panic in `f`, which is then resumed.
+    pub(crate) acc: Option<A>,
+    pub(crate) f: F,
+}
+
+impl<T, E, A, F: FnMut(A, T) -> A> Sink<T, E> for Fold<A, F> {
+    type Output = Option<A>;
+
+    fn consume(
+        &mut self,
+        _: &Context,
+        batch: &mut Vec<T>,
+        consumed: &AtomicU64,
+    ) -> impl Future<Output = Result<(), Stop<E>>> {
+        count(consumed, batch.len());
+        if let Some(mut acc) = self.acc.take() {
+            for item in batch.drain(..) {
+                acc = (self.f)(acc, item);
+            }
+            self.acc = Some(acc);
+        }
+        ready(Ok(()))
+    }
+
+    fn finish(self) -> Option<A> {
+        self.acc
+    }
+}
+
+pub(crate) struct ForEach<F>(pub(crate) F);
+
+impl<T, E, F: FnMut(T)> Sink<T, E> for ForEach<F> {
+    type Output = ();
+
+    fn consume(
+        &mut self,
+        _: &Context,
+        batch: &mut Vec<T>,
+        consumed: &AtomicU64,
+    ) -> impl Future<Output = Result<(), Stop<E>>> {
+        count(consumed, batch.len());
+        batch.drain(..).for_each(&mut self.0);
+        ready(Ok(()))
+    }
+
+    fn finish(self) {}
+}
+
+pub(crate) struct TryForEach<F>(pub(crate) F);
+
+impl<T, E, F, Fut> Sink<T, E> for TryForEach<F>
+where
+    F: FnMut(T) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+{
+    type Output = ();
+
+    async fn consume(
+        &mut self,
+        ctx: &Context,
+        batch: &mut Vec<T>,
+        consumed: &AtomicU64,
+    ) -> Result<(), Stop<E>> {
+        for item in batch.drain(..) {
+            if ctx.is_done() {
+                return Err(Stop::Canceled);
+            }
+            count(consumed, 1);
+            match ctx.run((self.0)(item)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => return Err(Stop::Failed(err)),
+                Err(_) => return Err(Stop::Canceled),
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) {}
+}
+
+/// Runs `pipeline` into `sink`: spawns every step, drains the last queue, waits for every task
+/// and decides the result (`Scope::finish`).
+pub(crate) async fn drive<T, E, S>(pipeline: Pipeline<T, E>, mut sink: S) -> Result<S::Output, E>
+where
+    T: Send + 'static,
+    E: From<Error> + Send + 'static,
+    S: Sink<T, E>,
+{
+    let (parent, build, progress, capacity) = pipeline.into_parts();
+    let counters = progress.counters;
+    let mut scope = Scope::<E>::new(&parent);
+    let input = build(
+        &mut scope,
+        Inlet {
+            capacity,
+            queue: counters.sink_queue.clone(),
+        },
+    );
+    let ctx = scope.step_context();
+    let shared = scope.shared.clone();
+    let drain = async {
+        let mut batch = Vec::new();
+        loop {
+            match ctx.run(input.recv(&mut batch, DEFAULT_BATCH, 1)).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return true,
+                Err(_) => return false,
+            }
+            match sink.consume(&ctx, &mut batch, &counters.consumed).await {
+                Ok(()) => {}
+                Err(Stop::Failed(err)) => {
+                    count(&counters.sink_errors, 1);
+                    shared.fail(err);
+                    return false;
+                }
+                Err(Stop::Canceled) => return false,
+            }
+            tokio::task::coop::consume_budget().await; // see `stage.rs`
+        }
+    };
+    let (completed, panic) = match CatchUnwind::new(drain, shared.cancel.clone()).await {
+        Ok(completed) => (completed, None),
+        Err(payload) => (false, Some(payload)),
+    };
+    drop(input);
+    scope.finish(completed, panic).await?;
+    Ok(sink.finish())
+}
