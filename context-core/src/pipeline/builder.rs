@@ -194,24 +194,7 @@ where
         I::IntoIter: Send + 'static,
     {
         let iter = source.into_iter();
-        let progress = Progress::new();
-        let counters = progress.counters.clone();
-        Pipeline {
-            parent: ctx.clone(),
-            build: Box::new(move |scope, inlet| {
-                let (output, input) = channel(inlet.capacity, inlet.queue);
-                let feed = Feed {
-                    ctx: scope.step_context(),
-                    output,
-                    counters,
-                    shared: scope.shared.clone(),
-                };
-                scope.spawn(source::from_iter(feed, iter));
-                input
-            }),
-            progress,
-            last_buffer: DEFAULT_BUFFER,
-        }
+        Pipeline::fed_by(ctx, move |feed| source::from_iter(feed, iter))
     }
 
     /// A pipeline under `ctx` fed by the items of `stream`, polled on a task of its own as the
@@ -251,6 +234,15 @@ where
     where
         S: Stream<Item = T> + Send + 'static,
     {
+        Pipeline::fed_by(ctx, move |feed| source::from_stream(feed, source))
+    }
+
+    /// A pipeline whose source task is `source(feed)`, spawned when the pipeline runs.
+    fn fed_by<F, Fut>(ctx: &Context, source: F) -> Pipeline<T, E>
+    where
+        F: FnOnce(Feed<T, E>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let progress = Progress::new();
         let counters = progress.counters.clone();
         Pipeline {
@@ -263,7 +255,7 @@ where
                     counters,
                     shared: scope.shared.clone(),
                 };
-                scope.spawn(source::from_stream(feed, source));
+                scope.spawn(source(feed));
                 input
             }),
             progress,
