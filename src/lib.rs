@@ -300,6 +300,312 @@ pub use context_macros::stage;
 /// ```
 pub use context_macros::ctx_value;
 
+/// Wires stages into a concurrent [`Pipeline`] that runs under one context, and returns the
+/// future of its sink: `from` a source, `=>` each stage, `=>` a sink.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ctxpipe::{ctx_value, pipeline, stage, Context, Error};
+///
+/// #[derive(Debug, thiserror::Error)]
+/// enum AppError {
+///     #[error(transparent)]
+///     Context(#[from] Error),
+///     #[error("bad line: {0:?}")]
+///     BadLine(String),
+/// }
+///
+/// #[ctx_value]
+/// struct Tenant(&'static str);
+///
+/// struct Record {
+///     id: u32,
+///     name: String,
+/// }
+///
+/// #[derive(Debug, PartialEq)]
+/// struct Enriched {
+///     id: u32,
+///     label: String,
+/// }
+///
+/// struct Db {
+///     hidden: Vec<u32>,
+/// }
+///
+/// #[stage]
+/// async fn parse(line: String) -> Result<Record, AppError> {
+///     let (id, name) = line.split_once(':').ok_or_else(|| AppError::BadLine(line.clone()))?;
+///     let id = id.parse().map_err(|_| AppError::BadLine(line.clone()))?;
+///     Ok(Record { id, name: name.to_string() })
+/// }
+///
+/// #[stage]
+/// async fn enrich(
+///     rec: Record,
+///     #[ctx_value] tenant: &Tenant,
+///     db: Arc<Db>,
+/// ) -> Result<Option<Enriched>, AppError> {
+///     tokio::task::yield_now().await; // a checkpoint, as a database call would be
+///     if db.hidden.contains(&rec.id) {
+///         return Ok(None); // dropped: `enrich` is a `filter` stage
+///     }
+///     Ok(Some(Enriched { id: rec.id, label: format!("{}/{}", tenant.0, rec.name) }))
+/// }
+///
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() -> Result<(), AppError> {
+/// let ctx = Context::background().with_value(Tenant("acme"));
+/// let lines: Vec<String> = (1..=100).map(|id| format!("{id}:item{id}")).collect();
+/// let db = Arc::new(Db { hidden: vec![2, 3] });
+///
+/// let out: Vec<Enriched> = pipeline! {
+///     in &ctx;
+///     from lines
+///     => parse
+///     => enrich(db.clone()) [filter, workers = 16, ordered, buffer = 256]
+///     => collect
+/// }
+/// .await?;
+///
+/// assert_eq!(out.len(), 98);
+/// assert_eq!(out[1], Enriched { id: 4, label: "acme/item4".to_string() });
+///
+/// // The first error ends the run and is what it returns.
+/// let lines = vec!["1:a".to_string(), "oops".to_string(), "3:c".to_string()];
+/// let err = pipeline! { in &ctx; from lines => parse => count }.await.unwrap_err();
+/// assert_eq!(err.to_string(), r#"bad line: "oops""#);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// The pipeline runs as [`Pipeline`] documents: each stage reads a bounded queue with its own
+/// workers (tokio tasks), the first error cancels every other stage and is what the future
+/// returns, cancelling `ctx` stops everything promptly, a panic is resumed in the caller, and
+/// when the future completes (or is dropped) no task it started is alive.
+///
+/// # Grammar
+///
+/// ```text
+/// pipeline! {
+///     in CONTEXT;                  // optional header lines, in any order, each at most once
+///     error = TYPE;
+///     progress = CLOSURE;
+///     crate = PATH;
+///     from SOURCE                  // or: from stream STREAM
+///     => STAGE [OPTION, ..]        // any number of stages; `[..]` is optional
+///     => SINK
+/// }
+///
+/// STAGE  = PATH | PATH(ARG, ..) | |ctx, item| async move { .. }
+/// OPTION = workers = N | buffer = N | batch = N | ordered | reorder_window = N
+///        | name = NAME | filter | flat
+/// SINK   = collect | count | for_each(F) | fold(INIT, F) | try_for_each(F)
+/// ```
+///
+/// Every expression is evaluated once, where the macro is: the context, the source and the
+/// stages' extra arguments in the order written, then the options and the sink's arguments as
+/// the pipeline is built, and the `progress` closure is called last. Nothing runs until the
+/// returned future is first polled.
+///
+/// # Header lines
+///
+/// | line | meaning | without it |
+/// |---|---|---|
+/// | `in CONTEXT;` | the pipeline runs under a child of this [`Context`] (a `Context` or a `&Context`, borrowed, not moved): stages see its values and its deadline, and cancelling it stops the pipeline, which returns [`Error::Canceled`] (or [`Error::DeadlineExceeded`]) converted into its error type | [`Context::background()`] |
+/// | `error = TYPE;` | the pipeline's error type (see [below](#the-error-type)) | the first function stage's error type |
+/// | `progress = CLOSURE;` | called once, before anything runs, with the pipeline's [`Progress`]: a live view of its counters and, after the run, its [`Report`] | no progress handle |
+/// | `crate = PATH;` | where ctxpipe is, for a dependency renamed in `Cargo.toml` | `::ctxpipe` |
+///
+/// # Source
+///
+/// `from ITEMS` takes any `IntoIterator` whose iterator is `Send + 'static` (as
+/// [`Pipeline::new`]); `from stream STREAM` any `futures_core::Stream` that is
+/// `Send + 'static` (as [`Pipeline::from_stream`]). Either is drained on a task of its own as
+/// the first queue has room.
+///
+/// # Stages
+///
+/// A stage is one of:
+///
+/// - **A function**, `f` or `f(ARG, ..)`: called as `f(&ctx, item, ARG, ..)` — the shape of a
+///   [`#[stage]`](macro@stage) function, whose first parameter after the inserted context is
+///   the item (any async function taking `&Context` first fits too). `ctx` is the pipeline's
+///   context, so `#[ctx_value]` parameters are found in the caller's context. Each extra
+///   argument is evaluated once, before the pipeline starts, and cloned for each call: in
+///   `enrich(db.clone())` above, `db.clone()` runs once and every call gets a clone of that
+///   `Arc`. Arguments are therefore `Clone + Send + Sync + 'static` (every worker shares them):
+///   pass an `Arc`, not a reference.
+/// - **A closure** `|ctx, item| async move { .. }`, which gets an owned [`Context`] (its future
+///   can move it into spawned work) and returns `Result<_, E>` with the pipeline's error type
+///   `E` exactly (`?` inside it converts, as in any function).
+///
+/// A stage's kind says what it returns; a macro sees no types, so it is an option:
+///
+/// | option | the stage returns | it emits | runtime method |
+/// |---|---|---|---|
+/// | (none) | `Result<U, E>` | one item per input | [`Pipeline::map`] |
+/// | `filter` | `Result<Option<U>, E>` | the item, or nothing for `None` | [`Pipeline::filter_map`] |
+/// | `flat` | `Result<impl IntoIterator<Item = U>, E>` | every item of the iterator | [`Pipeline::flat_map`] |
+///
+/// # Options
+///
+/// `[..]` after a stage sets its [`StageOptions`]:
+///
+/// | option | default | meaning |
+/// |---|---|---|
+/// | `workers = N` | 1 | `N` calls run at once, each worker a tokio task |
+/// | `buffer = N` | [`DEFAULT_BUFFER`] | the stage's input queue holds at most `N` items (backpressure) |
+/// | `batch = N` | [`DEFAULT_BATCH`] | a worker takes at most `N` queued items at once |
+/// | `ordered` | off | outputs leave in input order, through a bounded reorder window |
+/// | `reorder_window = N` | see [`StageOptions::ordered`] | ordered, with a window of `N` items |
+/// | `name = NAME` | the function's name; `"stage N"` for the `N`th stage if a closure | the stage's name in the [`Report`] (a string literal, or an expression of a type that converts into `Cow<'static, str>`) |
+/// | `filter`, `flat` | map | the stage's kind (above) |
+///
+/// `N` is an integer literal, checked at compile time (at least 1), or an expression of type
+/// `usize` (where 0 is taken as 1).
+///
+/// # Sinks
+///
+/// | sink | the future's output | |
+/// |---|---|---|
+/// | `collect` | `Result<Vec<T>, E>` | the items in the order they reach the sink |
+/// | `count` | `Result<usize, E>` | how many items reach the sink |
+/// | `for_each(f)` | `Result<(), E>` | `f(item)` for each item |
+/// | `fold(init, f)` | `Result<A, E>` | `f(acc, item)` for each item, from `init` |
+/// | `try_for_each(f)` | `Result<(), E>` | awaits `f(item)`, a `Result<(), E>`; an `Err` is the pipeline's error |
+///
+/// The sink runs in the returned future itself, so its function may borrow local state and
+/// needs neither `Send` nor `'static`; the future is `Send` when its parts are.
+///
+/// # The error type
+///
+/// A pipeline has one error type `E`, which implements `From<ctxpipe::Error>` (see
+/// [`Pipeline`]). Without `error = TYPE;` it is the error type of the first stage that is a
+/// function: that stage's result passes through as it is, and every other function stage
+/// converts its own error with `From`, as `?` does. So stages may have different error types,
+/// and the usual `let out: Vec<_> = pipeline! { .. }.await?;` works: a caller's `?` only asks
+/// for a conversion from `E`, it cannot name `E`, but the first stage does.
+///
+/// `error = TYPE;` names `E` instead, and then every function stage converts. It is needed
+///
+/// - when no stage is a function and the closures do not name the error type (rustc says
+///   "type annotations needed"): `error = ctxpipe::Error;`, say;
+/// - when the first function stage's error type is not the one to return, for example it
+///   returns `ctxpipe::Error` and a later stage `AppError`: rustc says "`?` couldn't convert
+///   the error to `ctxpipe::Error`" at that later stage.
+///
+/// ```
+/// use ctxpipe::{pipeline, Error, Progress};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Error> {
+/// let mut progress: Option<Progress> = None;
+/// let words = pipeline! {
+///     error = Error;
+///     progress = |p| progress = Some(p);
+///     from ["a b", "c", "d e f"]
+///     => |_ctx, line: &str| async move { Ok(line.split(' ').collect::<Vec<_>>()) } [flat]
+///     => |_ctx, word: &str| async move { Ok((word != "c").then(|| word.to_uppercase())) }
+///        [filter, name = "not c"]
+///     => fold(String::new(), |all, word| all + &word)
+/// }
+/// .await?;
+/// assert_eq!(words, "ABDEF");
+///
+/// let report = progress.unwrap().report();
+/// assert_eq!(report.stage("not c").unwrap().filtered, 1);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Compile errors
+///
+/// Mistakes in the macro's own syntax — an unknown, duplicate or malformed option or header,
+/// a missing `from` or sink, an unknown sink — are reported together, each at its tokens. Type
+/// errors are rustc's, located at the stage they concern: a stage whose input type is not the
+/// previous step's output reads "mismatched types: expected `String`, found `u32`" at the
+/// stage's name, and a stage whose extra arguments do not fit reads as a call with the wrong
+/// arguments.
+///
+/// # Limits
+///
+/// - A stage function is called with `&Context` first and the item second: a method with a
+///   receiver, or a function taking an owned `Context`, joins through a closure.
+/// - A `[..]` at the end of a step is always its options (a closure whose body ends in an
+///   index expression needs braces around its body).
+/// - `from stream` followed by an identifier, a literal or a parenthesized or braced
+///   expression is a stream source; `from stream.iter()` is a variable named `stream`.
+/// - When the stage's input type does not match, rustc may suggest a conversion method at the
+///   stage's name (`=> shout.to_string()`): the conversion belongs in a stage of its own.
+///
+/// # Equivalent code not using the macro
+///
+/// The first example is this use of [`Pipeline`]:
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use ctxpipe::{ctx_value, stage, Context, Error};
+/// use ctxpipe::{Pipeline, StageOptions};
+/// # #[derive(Debug, thiserror::Error)]
+/// # enum AppError {
+/// #     #[error(transparent)]
+/// #     Context(#[from] Error),
+/// #     #[error("bad line: {0:?}")]
+/// #     BadLine(String),
+/// # }
+/// # #[ctx_value]
+/// # struct Tenant(&'static str);
+/// # struct Record { id: u32, name: String }
+/// # #[derive(Debug, PartialEq)]
+/// # struct Enriched { id: u32, label: String }
+/// # struct Db { hidden: Vec<u32> }
+/// # #[stage]
+/// # async fn parse(line: String) -> Result<Record, AppError> {
+/// #     let (id, name) = line.split_once(':').ok_or_else(|| AppError::BadLine(line.clone()))?;
+/// #     let id = id.parse().map_err(|_| AppError::BadLine(line.clone()))?;
+/// #     Ok(Record { id, name: name.to_string() })
+/// # }
+/// # #[stage]
+/// # async fn enrich(
+/// #     rec: Record,
+/// #     #[ctx_value] tenant: &Tenant,
+/// #     db: Arc<Db>,
+/// # ) -> Result<Option<Enriched>, AppError> {
+/// #     tokio::task::yield_now().await;
+/// #     if db.hidden.contains(&rec.id) {
+/// #         return Ok(None);
+/// #     }
+/// #     Ok(Some(Enriched { id: rec.id, label: format!("{}/{}", tenant.0, rec.name) }))
+/// # }
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() -> Result<(), AppError> {
+/// # let ctx = Context::background().with_value(Tenant("acme"));
+/// # let lines: Vec<String> = (1..=100).map(|id| format!("{id}:item{id}")).collect();
+/// # let db = Arc::new(Db { hidden: vec![2, 3] });
+/// let out: Vec<Enriched> = {
+///     let db = db.clone(); // extra arguments: evaluated once
+///     Pipeline::new(&ctx, lines)
+///         // The first function stage's error type is the pipeline's.
+///         .map("parse", |ctx: Context, line| async move { parse(&ctx, line).await })
+///         .filter_map(
+///             StageOptions::new("enrich").workers(16).buffer(256).ordered(),
+///             move |ctx: Context, rec| {
+///                 let db = db.clone(); // and cloned per call
+///                 // Other stages convert theirs with `From`.
+///                 async move { Ok(enrich(&ctx, rec, db).await?) }
+///             },
+///         )
+///         .collect()
+/// }
+/// .await?;
+/// # assert_eq!(out.len(), 98);
+/// # assert_eq!(out[1], Enriched { id: 4, label: "acme/item4".to_string() });
+/// # Ok(())
+/// # }
+/// ```
+pub use context_macros::pipeline;
+
 /// Not public API: the paths that code generated by the ctxpipe macros names. It may change in
 /// any release.
 #[doc(hidden)]
@@ -458,6 +764,52 @@ pub mod __private {
     /// error, so that its body still type-checks. Never runs: the crate does not compile.
     pub fn placeholder<T>() -> T {
         unreachable!("emitted only next to a compile error")
+    }
+
+    pub use context_core::{Pipeline, Progress, StageOptions};
+
+    /// What `in <context>;` of `pipeline!` accepts: a [`Context`], borrowed or not.
+    #[diagnostic::on_unimplemented(
+        message = "expected a `Context` after `in`, found `{Self}`",
+        label = "expected `ctxpipe::Context` or `&ctxpipe::Context`",
+        note = "the pipeline runs under a child of this context: write `in &ctx;`, or leave the \
+                line out to run under `Context::background()`"
+    )]
+    pub trait Parent {
+        /// The context itself.
+        fn context(&self) -> &Context;
+    }
+
+    impl Parent for Context {
+        #[inline]
+        fn context(&self) -> &Context {
+            self
+        }
+    }
+
+    impl Parent for &Context {
+        #[inline]
+        fn context(&self) -> &Context {
+            self
+        }
+    }
+
+    /// The context of `in <context>;`; the generated call spans the user's expression.
+    #[inline]
+    pub fn parent<C: Parent + ?Sized>(ctx: &C) -> &Context {
+        ctx.context()
+    }
+
+    /// `progress = f;` of `pipeline!`: calls `f` once with the pipeline's [`Progress`], before
+    /// anything runs.
+    #[inline]
+    pub fn on_progress<T, E, F>(pipeline: &Pipeline<T, E>, f: F)
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+        F: FnOnce(Progress),
+    {
+        f(pipeline.progress());
     }
 }
 

@@ -1,0 +1,459 @@
+//! Checks a parsed `pipeline!` and records what its expansion needs: which header is which,
+//! which steps are stages and which is the sink, and each stage's kind and options.
+//!
+//! Every problem is recorded at its own tokens and checking goes on, so that one build reports
+//! all of them.
+
+use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
+use syn::{Expr, ExprLit, Ident, Lit, LitStr, Path, Type, UnOp};
+
+use super::first_span;
+use super::parse::{Body, Header, HeaderValue, Input, Options, RawOption, Source, Step};
+use crate::errors::Errors;
+use crate::runtime::Runtime;
+
+const MISSING_FROM: &str =
+    "expected `from <source>`: a pipeline is `from <items> => <stage> => .. => <sink>`";
+const SINKS: &str = "`=> collect`, `=> count`, `=> for_each(f)`, `=> fold(init, f)` or \
+                     `=> try_for_each(f)`";
+const STAGE: &str = "expected a stage: a function `f`, a call `f(args)` or a closure \
+                     `|ctx, item| async move { .. }`";
+const OPTIONS: &str = "`workers = N`, `buffer = N`, `batch = N`, `ordered`, \
+                       `reorder_window = N`, `name = \"..\"`, `filter` or `flat`";
+
+/// A validated pipeline: everything `expand` needs, nothing it must check.
+pub(crate) struct Pipeline {
+    pub(crate) rt: Runtime,
+    /// `in <context>`; the background context without it.
+    pub(crate) parent: Option<Expr>,
+    /// `error = <type>`; without it, the first function stage's error type.
+    pub(crate) error: Option<Type>,
+    /// `progress = <closure>`.
+    pub(crate) progress: Option<Expr>,
+    pub(crate) source: Source,
+    pub(crate) stages: Vec<Stage>,
+    pub(crate) sink: Sink,
+}
+
+pub(crate) struct Stage {
+    pub(crate) call: Call,
+    pub(crate) kind: Kind,
+    pub(crate) options: StageOptions,
+    /// Where errors about the generated call are reported: the function's name, or the
+    /// closure's first token.
+    pub(crate) span: Span,
+    /// Its error type is the pipeline's: it is the first function stage and there is no
+    /// `error = <type>` header. The other function stages convert theirs with `From`.
+    pub(crate) decides_error: bool,
+}
+
+pub(crate) enum Call {
+    /// `path` or `path(args)`: called as `path(&ctx, item, args..)`.
+    Fn { path: Expr, args: Vec<Expr> },
+    /// `|ctx, item| ..`: given to the runtime as it is.
+    Closure(Expr),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Map,
+    Filter,
+    Flat,
+}
+
+pub(crate) struct StageOptions {
+    /// A string literal, or an expression of a type that converts into the name.
+    pub(crate) name: Expr,
+    pub(crate) workers: Option<Expr>,
+    pub(crate) buffer: Option<Expr>,
+    pub(crate) batch: Option<Expr>,
+    pub(crate) reorder_window: Option<Expr>,
+    pub(crate) ordered: bool,
+}
+
+pub(crate) struct Sink {
+    /// The sink's name as written, where errors about running the pipeline are reported.
+    pub(crate) ident: Ident,
+    pub(crate) kind: SinkKind,
+}
+
+pub(crate) enum SinkKind {
+    Collect,
+    Count,
+    ForEach(Expr),
+    Fold(Expr, Expr),
+    TryForEach(Expr),
+}
+
+impl Pipeline {
+    /// The pipeline, or `None` when a part of it is missing; every problem is in `errors`.
+    pub(crate) fn validate(input: Input, errors: &mut Errors) -> Option<Pipeline> {
+        let mut parent = None;
+        let mut error = None;
+        let mut progress = None;
+        let mut krate = None;
+        for Header { key, value } in input.headers {
+            let what = format!("header `{key}`");
+            match value {
+                HeaderValue::In(expr) => set(&mut parent, &key, &what, expr, errors),
+                HeaderValue::Error(ty) => set(&mut error, &key, &what, ty, errors),
+                HeaderValue::Progress(expr) => set(&mut progress, &key, &what, expr, errors),
+                HeaderValue::Crate(path) => set(&mut krate, &key, &what, path, errors),
+            }
+        }
+        let Some(Body {
+            from,
+            source,
+            steps,
+        }) = input.body
+        else {
+            errors.push(syn::Error::new(Span::call_site(), MISSING_FROM));
+            return None;
+        };
+
+        let mut steps = steps;
+        let last = steps.pop();
+        let mut stages = Vec::new();
+        let mut decided = error.is_some();
+        for (index, step) in steps.into_iter().enumerate() {
+            if let Some(mut stage) = Stage::validate(step, index + 1, errors) {
+                if matches!(stage.call, Call::Fn { .. }) && !decided {
+                    stage.decides_error = true;
+                    decided = true;
+                }
+                stages.push(stage);
+            }
+        }
+        let sink = match last {
+            Some(step) => Sink::validate(step, errors),
+            None => {
+                let mut at = from;
+                if let Some(source) = &source {
+                    source.expr.to_tokens(&mut at);
+                }
+                errors.error(
+                    at,
+                    format_args!("missing sink: end the pipeline with {SINKS}"),
+                );
+                None
+            }
+        };
+        Some(Pipeline {
+            rt: Runtime(krate),
+            parent,
+            error,
+            progress,
+            source: source?,
+            stages,
+            sink: sink?,
+        })
+    }
+}
+
+impl Stage {
+    /// The stage `step`, the `index`th (from 1).
+    fn validate(step: Step, index: usize, errors: &mut Errors) -> Option<Stage> {
+        let options = step
+            .options
+            .map(|options| StageOptionsBuilder::read(options, errors));
+        let (call, span, default_name) = match step.expr? {
+            Expr::Path(path) => {
+                let (span, name) = name_of(&path.path)?;
+                let path = Expr::Path(path);
+                let args = Vec::new();
+                (Call::Fn { path, args }, span, name)
+            }
+            Expr::Call(call) => match *call.func {
+                Expr::Path(path) => {
+                    let (span, name) = name_of(&path.path)?;
+                    let path = Expr::Path(path);
+                    let args = call.args.into_iter().collect();
+                    (Call::Fn { path, args }, span, name)
+                }
+                func => {
+                    errors.error(func, STAGE);
+                    return None;
+                }
+            },
+            Expr::Closure(closure) => {
+                let span = first_span(&closure);
+                (
+                    Call::Closure(Expr::Closure(closure)),
+                    span,
+                    format!("stage {index}"),
+                )
+            }
+            other => {
+                errors.error(other, STAGE);
+                return None;
+            }
+        };
+        let options = options.unwrap_or_default();
+        let name = options.name.unwrap_or_else(|| {
+            Expr::Lit(ExprLit {
+                attrs: Vec::new(),
+                lit: Lit::Str(LitStr::new(&default_name, span)),
+            })
+        });
+        Some(Stage {
+            call,
+            kind: options.kind.map_or(Kind::Map, |(kind, _)| kind),
+            options: StageOptions {
+                name,
+                workers: options.workers,
+                buffer: options.buffer,
+                batch: options.batch,
+                reorder_window: options.reorder_window,
+                ordered: options.ordered.is_some(),
+            },
+            span,
+            decides_error: false,
+        })
+    }
+}
+
+/// The options of one stage as they are read, each set at most once.
+#[derive(Default)]
+struct StageOptionsBuilder {
+    name: Option<Expr>,
+    workers: Option<Expr>,
+    buffer: Option<Expr>,
+    batch: Option<Expr>,
+    reorder_window: Option<Expr>,
+    ordered: Option<()>,
+    /// The kind and the key that chose it.
+    kind: Option<(Kind, Path)>,
+}
+
+impl StageOptionsBuilder {
+    fn read(options: Options, errors: &mut Errors) -> StageOptionsBuilder {
+        let mut read = StageOptionsBuilder::default();
+        for RawOption { key, value, list } in options.items {
+            let Some(ident) = key.get_ident().map(Ident::to_string) else {
+                errors.error(&key, format_args!("unknown option: expected {OPTIONS}"));
+                continue;
+            };
+            if let Some(list) = list {
+                errors.error(
+                    quote::quote!(#key #list),
+                    format_args!("expected `{ident}` or `{ident} = value`, not `{ident}(..)`"),
+                );
+                continue;
+            }
+            let what = format!("option `{ident}`");
+            match ident.as_str() {
+                "workers" | "buffer" | "batch" | "reorder_window" => {
+                    let Some(value) = count(&key, &ident, value, errors) else {
+                        continue;
+                    };
+                    let slot = match ident.as_str() {
+                        "workers" => &mut read.workers,
+                        "buffer" => &mut read.buffer,
+                        "batch" => &mut read.batch,
+                        _ => &mut read.reorder_window,
+                    };
+                    set(slot, &key, &what, value, errors);
+                }
+                "name" => {
+                    let Some(value) = name(&key, value, errors) else {
+                        continue;
+                    };
+                    set(&mut read.name, &key, &what, value, errors);
+                }
+                "ordered" => {
+                    if flag(&key, &ident, value.as_ref(), errors) {
+                        set(&mut read.ordered, &key, &what, (), errors);
+                    }
+                }
+                "filter" | "flat" => {
+                    if !flag(&key, &ident, value.as_ref(), errors) {
+                        continue;
+                    }
+                    let kind = if ident == "filter" {
+                        Kind::Filter
+                    } else {
+                        Kind::Flat
+                    };
+                    match &read.kind {
+                        Some((chosen, _)) if *chosen == kind => {
+                            errors.error(&key, format_args!("duplicate {what}: keep one"));
+                        }
+                        Some((_, other)) => errors.error(
+                            &key,
+                            format_args!(
+                                "`{ident}` conflicts with `{}`: a stage either drops items \
+                                 (`filter`, it returns `Option`) or expands them (`flat`, it \
+                                 returns an iterator)",
+                                other.to_token_stream()
+                            ),
+                        ),
+                        None => read.kind = Some((kind, key)),
+                    }
+                }
+                _ => errors.error(
+                    &key,
+                    format_args!("unknown option `{ident}`: expected {OPTIONS}"),
+                ),
+            }
+        }
+        read
+    }
+}
+
+/// The value of `workers`, `buffer`, `batch` or `reorder_window`: an integer literal of at
+/// least 1, or an expression evaluated when the pipeline is built.
+fn count(key: &Path, ident: &str, value: Option<Expr>, errors: &mut Errors) -> Option<Expr> {
+    let Some(value) = value else {
+        errors.error(key, format_args!("expected `{ident} = N`"));
+        return None;
+    };
+    let positive = format!("expected an integer of at least 1: `{ident} = N`");
+    match &value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => match int.base10_parse::<usize>() {
+            Ok(0) => errors.error(int, positive),
+            Ok(_) if matches!(int.suffix(), "" | "usize") => return Some(value),
+            Ok(_) => errors.error(int, format_args!("expected a `usize`: `{ident} = N`")),
+            Err(_) => errors.error(int, format_args!("expected a `usize`: `{ident} = N`")),
+        },
+        Expr::Lit(lit) => errors.error(lit, positive),
+        Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => errors.error(unary, positive),
+        _ => return Some(value),
+    }
+    None
+}
+
+/// The value of `name`: a string literal, or an expression evaluated when the pipeline is
+/// built.
+fn name(key: &Path, value: Option<Expr>, errors: &mut Errors) -> Option<Expr> {
+    match value {
+        None => errors.error(key, "expected `name = \"..\"`"),
+        Some(Expr::Lit(ExprLit {
+            lit: Lit::Str(_), ..
+        })) => return value,
+        Some(Expr::Lit(lit)) => errors.error(lit, "expected a string: `name = \"..\"`"),
+        Some(value) => return Some(value),
+    }
+    None
+}
+
+/// Whether a flag option is written as one, without a value.
+fn flag(key: &Path, ident: &str, value: Option<&Expr>, errors: &mut Errors) -> bool {
+    if let Some(value) = value {
+        errors.error(
+            quote::quote!(#key = #value),
+            format_args!("`{ident}` takes no value: write `{ident}`"),
+        );
+        return false;
+    }
+    true
+}
+
+impl Sink {
+    fn validate(step: Step, errors: &mut Errors) -> Option<Sink> {
+        let Step {
+            tokens,
+            expr,
+            options,
+        } = step;
+        let (ident, args) = match expr? {
+            Expr::Path(path) if path.qself.is_none() && path.path.get_ident().is_some() => {
+                (path.path.get_ident()?.clone(), None)
+            }
+            Expr::Call(call) => match &*call.func {
+                Expr::Path(path) if path.qself.is_none() && path.path.get_ident().is_some() => {
+                    let args: Vec<Expr> = call.args.into_iter().collect();
+                    (path.path.get_ident()?.clone(), Some(args))
+                }
+                _ => return missing_sink(tokens, errors),
+            },
+            _ => return missing_sink(tokens, errors),
+        };
+        let known = matches!(
+            ident.to_string().as_str(),
+            "collect" | "count" | "for_each" | "fold" | "try_for_each"
+        );
+        match &options {
+            // A stage with options at the end: the sink is missing, not misspelt.
+            Some(_) if !known => return missing_sink(tokens, errors),
+            Some(options) => errors.error(&options.group, "a sink takes no options: remove `[..]`"),
+            None => {}
+        }
+        let arity = |errors: &mut Errors, form: &str| {
+            errors.error(&tokens, format_args!("expected `{form}`"));
+        };
+        let kind = match (ident.to_string().as_str(), args) {
+            ("collect", None) => SinkKind::Collect,
+            ("count", None) => SinkKind::Count,
+            ("collect" | "count", Some(args)) if args.is_empty() => {
+                if ident == "collect" {
+                    SinkKind::Collect
+                } else {
+                    SinkKind::Count
+                }
+            }
+            ("collect" | "count", Some(_)) => {
+                arity(errors, &ident.to_string());
+                return None;
+            }
+            ("for_each" | "try_for_each", Some(args)) if args.len() == 1 => {
+                let f = args.into_iter().next()?;
+                if ident == "for_each" {
+                    SinkKind::ForEach(f)
+                } else {
+                    SinkKind::TryForEach(f)
+                }
+            }
+            ("for_each" | "try_for_each", _) => {
+                arity(errors, &format!("{ident}(f)"));
+                return None;
+            }
+            ("fold", Some(args)) if args.len() == 2 => {
+                let mut args = args.into_iter();
+                SinkKind::Fold(args.next()?, args.next()?)
+            }
+            ("fold", _) => {
+                arity(errors, "fold(init, f)");
+                return None;
+            }
+            (other, _) => {
+                errors.error(
+                    &tokens,
+                    format_args!("expected a sink, found `{other}`: end the pipeline with {SINKS}"),
+                );
+                return None;
+            }
+        };
+        if options.is_some() {
+            return None;
+        }
+        Some(Sink { ident, kind })
+    }
+}
+
+fn missing_sink(tokens: TokenStream, errors: &mut Errors) -> Option<Sink> {
+    errors.error(
+        tokens,
+        format_args!("missing sink after this stage: end the pipeline with {SINKS}"),
+    );
+    None
+}
+
+/// Sets a header or an option once; a second occurrence is an error at its key (serde's
+/// `Attr::set`).
+fn set<T>(slot: &mut Option<T>, key: impl ToTokens, what: &str, value: T, errors: &mut Errors) {
+    if slot.is_some() {
+        errors.error(key, format_args!("duplicate {what}: keep one"));
+    } else {
+        *slot = Some(value);
+    }
+}
+
+/// The span and the name of a function path's last segment: where errors about calling it
+/// are reported, and the stage's default name.
+fn name_of(path: &Path) -> Option<(Span, String)> {
+    let ident = &path.segments.last()?.ident;
+    Some((ident.span(), ident.to_string()))
+}
