@@ -312,8 +312,9 @@ pub struct StageReport {
     pub items_out: u64,
     /// Items a filter stage dropped (`Ok(None)`).
     pub filtered: u64,
-    /// Calls that returned `Err`. Calls cut short by the pipeline's cancellation return nothing
-    /// and are not counted.
+    /// Calls that returned `Err` while the run was going on. Calls cut short by the run's
+    /// cancellation are not counted, whether they were dropped or returned the cancellation
+    /// as their error (as a `#[stage]` checkpoint does).
     pub errors: u64,
     /// Time the workers spent on batches of items, summed over workers (so it may exceed the
     /// wall time with several workers); waiting for input or for room downstream is not

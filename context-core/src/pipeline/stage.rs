@@ -177,7 +177,12 @@ impl<T, U, E, F, K> Worker<T, U, E, F, K> {
                 match ctx.run((self.f)(ctx.clone(), item)).await {
                     Ok(Ok(result)) => K::emit(result, &mut out, &mut tally),
                     Ok(Err(err)) => {
-                        tally.errors += 1;
+                        // An error returned once the run's context is done is the call noticing
+                        // the cancellation (a `#[stage]` checkpoint ends with `Canceled`), not
+                        // an error of its own.
+                        if !ctx.is_done() {
+                            tally.errors += 1;
+                        }
                         tally.busy += started.elapsed();
                         self.shared.fail(err);
                         return self.stop(&mut tally);

@@ -1,0 +1,433 @@
+//! Scans a directory tree concurrently and reports its lines of code, comments and TODOs per
+//! language, its largest files and what each stage of the scan did.
+//!
+//! ```text
+//! cargo run --release --example scan                      # this repository
+//! cargo run --release --example scan -- ~/src/tokio --top 5
+//! cargo run --release --example scan -- --timeout 0.05    # a partial report
+//! cargo run --release --example scan -- --help
+//! ```
+//!
+//! The scan is one pipeline under one context:
+//!
+//! ```text
+//!   walk  ──▶  read  ──▶  analyse  ──▶  summary
+//!   source     16 workers  1 per core    sink
+//!   (std::fs   tokio::fs   CPU: lines,   per language,
+//!   on a       reads       drops binary  largest files
+//!   blocking   files       files         ...
+//!   thread)
+//! ```
+//!
+//! - The context carries the [`ScanConfig`], a `#[ctx_value]` that the walk and the `read`
+//!   stage take from it by type.
+//! - `--timeout SECS` puts a deadline on that context, and Ctrl-C cancels it. Either way every
+//!   stage stops at its next checkpoint, and the scan prints what the sink had aggregated so
+//!   far, says why it stopped (`context deadline exceeded`, `context canceled`) and exits with
+//!   124 or 130.
+//! - Files that cannot be read are counted and listed, never fatal; so are directories that
+//!   cannot be listed.
+//! - While it runs, a progress bar on stderr (when stderr is a terminal) follows the
+//!   pipeline's counters; at the end, the pipeline's own report shows each stage's work.
+//!
+//! Exit status: 0 when the scan is complete, 1 on an error (such as a `PATH` that does not
+//! exist), 2 on invalid arguments, 124 when `--timeout` expired, 130 on Ctrl-C.
+
+mod analysis;
+mod args;
+mod bar;
+mod summary;
+mod walk;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use ctxpipe::{ctx_value, pipeline, stage, CancelHandle, Cause, Context, Error, Progress, Report};
+use tokio::io::AsyncReadExt;
+
+use crate::analysis::FileStats;
+use crate::args::{Args, Command};
+use crate::summary::{human_bytes, Summary};
+
+/// Concurrent reads: enough to keep a disk busy; reading is waiting, not computing.
+const READ_WORKERS: usize = 16;
+
+/// Files larger than this are not read.
+const MAX_BYTES: u64 = 8 << 20;
+
+/// Directories never entered, at any depth.
+const IGNORED: [&str; 2] = [".git", "target"];
+
+/// The scan's settings, put in its context and taken from there by type.
+#[ctx_value]
+#[derive(Debug)]
+struct ScanConfig {
+    /// The directory (or file) to scan.
+    root: PathBuf,
+    /// Files larger than this are skipped, not read.
+    max_bytes: u64,
+    /// Names of directories the walk does not enter.
+    ignore: Vec<OsString>,
+}
+
+impl ScanConfig {
+    /// The defaults, for the tree at `root`.
+    fn new(root: PathBuf) -> ScanConfig {
+        ScanConfig {
+            root,
+            max_bytes: MAX_BYTES,
+            ignore: IGNORED.iter().map(OsString::from).collect(),
+        }
+    }
+}
+
+/// What the walk found: a file to read, or a directory it could not list.
+enum Found {
+    File(PathBuf),
+    Unreadable(Skipped),
+}
+
+/// A file's contents, or why they were not read.
+enum Loaded {
+    Bytes { path: PathBuf, bytes: Vec<u8> },
+    Skipped(Skipped),
+}
+
+/// What reaches the sink: a text file's analysis, or a path the scan had to skip. Binary
+/// files never get here: the `analyse` stage filters them out.
+enum Outcome {
+    Text(FileStats),
+    Skipped(Skipped),
+}
+
+/// A path the scan did not analyse, and why.
+#[derive(Debug)]
+struct Skipped {
+    path: PathBuf,
+    reason: Reason,
+}
+
+/// Why a path was skipped.
+#[derive(Debug)]
+enum Reason {
+    /// Larger than [`ScanConfig::max_bytes`]: its size.
+    TooLarge(u64),
+    /// Opening, reading or listing it failed.
+    Unreadable(io::Error),
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::TooLarge(len) => write!(f, "too large to read ({})", human_bytes(*len)),
+            Reason::Unreadable(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+impl From<io::Error> for Reason {
+    fn from(err: io::Error) -> Reason {
+        Reason::Unreadable(err)
+    }
+}
+
+/// Reads a file found by the walk, unless it is larger than the configured maximum. An error
+/// is not the scan's: the file is skipped and the report lists it.
+#[stage]
+async fn read(found: Found, #[ctx_value] config: &ScanConfig) -> Result<Loaded, Error> {
+    let path = match found {
+        Found::File(path) => path,
+        Found::Unreadable(skipped) => return Ok(Loaded::Skipped(skipped)),
+    };
+    // A checkpoint: when the scan is cancelled, the read is dropped midway.
+    Ok(match load(&path, config.max_bytes).await {
+        Ok(bytes) => Loaded::Bytes { path, bytes },
+        Err(reason) => Loaded::Skipped(Skipped { path, reason }),
+    })
+}
+
+/// The contents of the file at `path`, if it has at most `max_bytes`.
+async fn load(path: &Path, max_bytes: u64) -> Result<Vec<u8>, Reason> {
+    let file = tokio::fs::File::open(path).await?;
+    let len = file.metadata().await?.len();
+    if len > max_bytes {
+        return Err(Reason::TooLarge(len));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    // `take`: a file that grew since `metadata` is still read only up to the maximum.
+    file.take(max_bytes).read_to_end(&mut bytes).await?;
+    Ok(bytes)
+}
+
+/// Analyses a file's contents: `None` (filtered out) for a binary file.
+#[stage]
+async fn analyse(loaded: Loaded) -> Result<Option<Outcome>, Error> {
+    Ok(match loaded {
+        Loaded::Bytes { path, bytes } => FileStats::of(path, &bytes).map(Outcome::Text),
+        Loaded::Skipped(skipped) => Some(Outcome::Skipped(skipped)),
+    })
+}
+
+/// Parses the command line and runs the scan on a tokio runtime built by hand rather than with
+/// `#[tokio::main]`, so that it can be shut down without waiting for reads the scan abandoned.
+fn main() -> ExitCode {
+    let args = match Command::parse(std::env::args_os().skip(1)) {
+        Ok(Command::Scan(args)) => args,
+        Ok(Command::Help) => {
+            print!("{}", args::usage());
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("scan: {message}\n(see `scan --help`)");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("scan: cannot start the tokio runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let status = runtime.block_on(scan(args)).unwrap_or_else(|message| {
+        eprintln!("scan: {message}");
+        ExitCode::FAILURE
+    });
+    // Every task of the scan has ended. A file read that the scan abandoned may still block its
+    // thread in the kernel (a `/proc` or device file never ends): do not wait for it.
+    runtime.shutdown_background();
+    status
+}
+
+/// Runs the scan that `args` describe, prints its report and returns the exit status.
+async fn scan(args: Args) -> Result<ExitCode, String> {
+    std::fs::metadata(&args.path).map_err(|err| format!("{}: {err}", args.path.display()))?;
+    let with_config = Context::background().with_value(ScanConfig::new(args.path.clone()));
+    let (ctx, cancel) = match args.timeout {
+        Some(timeout) => with_config.with_timeout(timeout),
+        None => with_config.with_cancel(),
+    };
+    let interrupt = tokio::spawn(cancel_on_ctrl_c(cancel));
+    let started = Instant::now();
+
+    let (files, walk) = walk::spawn(&ctx);
+    let mut summary = Summary::new(&args.path, args.top);
+    let mut progress = None;
+    let run = scan_pipeline(&ctx, files, args.workers, &mut summary, |handle| {
+        progress = Some(handle);
+    });
+    let progress = progress.expect("`pipeline!` hands over its progress when it is built");
+    let stopped = bar::while_running(&progress, run).await.err();
+    let elapsed = started.elapsed();
+    interrupt.abort();
+
+    let directories = walk.join().await?;
+    let report = progress.report();
+    summary.set_binary(binary_files(&report));
+    let status = match &stopped {
+        None => format!("complete in {elapsed:.1?}"),
+        Some(err) => format!(
+            "PARTIAL, stopped after {elapsed:.1?}: {}",
+            reason(err, &ctx)
+        ),
+    };
+    print_report(&args.path, &status, directories, &summary, &report);
+    if let Some(err) = &stopped {
+        println!(
+            "\nstopped: {}; the report above is partial",
+            reason(err, &ctx)
+        );
+    }
+    Ok(exit_code(stopped.as_ref()))
+}
+
+/// The scan as one pipeline under `ctx`: the `files` the walk finds are read, then analysed
+/// by `workers` workers at once, and each outcome is added to `summary`. `on_progress`
+/// receives the pipeline's progress handle at once, before anything runs.
+fn scan_pipeline<'a>(
+    ctx: &Context,
+    files: walk::Files,
+    workers: usize,
+    summary: &'a mut Summary,
+    on_progress: impl FnOnce(Progress),
+) -> impl Future<Output = Result<(), Error>> + 'a {
+    pipeline! {
+        in ctx;
+        progress = on_progress;
+        from stream files
+        => read [workers = READ_WORKERS]
+        => analyse [filter, workers = workers]
+        => for_each(|outcome| summary.add(outcome))
+    }
+}
+
+/// How many files the `analyse` stage filtered out as binary.
+fn binary_files(report: &Report) -> u64 {
+    report.stage("analyse").map_or(0, |stage| stage.filtered)
+}
+
+/// Prints the report: the status line, the summary's tables and the pipeline's stages.
+fn print_report(root: &Path, status: &str, directories: u64, summary: &Summary, report: &Report) {
+    let totals = summary.totals();
+    println!("scan of {}: {status}", root.display());
+    println!(
+        "{} in {}: {} lines, {}\n",
+        plural(totals.files, "text file", "text files"),
+        plural(directories, "directory", "directories"),
+        totals.lines,
+        human_bytes(totals.bytes),
+    );
+    println!("{summary}");
+    println!("pipeline\n{report}");
+}
+
+/// `n` and the noun, singular or plural as `n` wants.
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Cancels the scan when the user presses Ctrl-C, with a cause that says so.
+async fn cancel_on_ctrl_c(cancel: CancelHandle) {
+    if tokio::signal::ctrl_c().await.is_ok() {
+        cancel.cancel_with(Cause::msg("interrupted by Ctrl-C"));
+    }
+}
+
+/// Why the scan stopped: the error, and the context's cause when it says more.
+fn reason(err: &Error, ctx: &Context) -> String {
+    match ctx.cause().map(|cause| cause.to_string()) {
+        Some(cause) if cause != err.to_string() => format!("{err}: {cause}"),
+        _ => err.to_string(),
+    }
+}
+
+/// 0 when the scan completed, 124 on its deadline (as `timeout(1)`), 130 on Ctrl-C (as a
+/// shell reports SIGINT), 1 otherwise.
+fn exit_code(stopped: Option<&Error>) -> ExitCode {
+    match stopped {
+        None => ExitCode::SUCCESS,
+        Some(Error::DeadlineExceeded) => ExitCode::from(124),
+        Some(Error::Canceled) => ExitCode::from(130),
+        Some(_) => ExitCode::FAILURE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory tree under the system's temporary directory, removed on drop.
+    struct Tree(PathBuf);
+
+    impl Tree {
+        fn new(name: &str, files: &[(&str, &[u8])]) -> Tree {
+            let root = std::env::temp_dir().join(format!("scan-{name}-{}", std::process::id()));
+            for (path, contents) in files {
+                let path = root.join(path);
+                std::fs::create_dir_all(path.parent().expect("a file in a directory")).unwrap();
+                std::fs::write(path, contents).unwrap();
+            }
+            Tree(root)
+        }
+    }
+
+    impl Drop for Tree {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Scans `root` under `ctx` with a 64-byte maximum file size.
+    async fn scan_under(ctx: &Context) -> (Result<(), Error>, Summary, Report, u64) {
+        let root = ScanConfig::from_ctx(ctx).unwrap().root.clone();
+        let (files, walk) = walk::spawn(ctx);
+        let mut summary = Summary::new(&root, 10);
+        let mut progress = None;
+        let result = scan_pipeline(ctx, files, 2, &mut summary, |handle| {
+            progress = Some(handle)
+        })
+        .await;
+        let progress = progress.unwrap();
+        let directories = walk.join().await.unwrap();
+        let report = progress.report();
+        summary.set_binary(binary_files(&report));
+        (result, summary, report, directories)
+    }
+
+    fn small_files(root: PathBuf) -> ScanConfig {
+        ScanConfig {
+            max_bytes: 64,
+            ..ScanConfig::new(root)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scans_text_skips_binary_large_and_ignored() {
+        let tree = Tree::new(
+            "whole",
+            &[
+                ("main.rs", b"fn main() {}\n// TODO\n\n"),
+                ("docs/guide.md", b"# Guide\n"),
+                ("docs/logo.png", b"\x89PNG\r\n\x1a\n\0\0"),
+                ("big.txt", &[b'x'; 100]),
+                (".git/HEAD", b"ref: refs/heads/main\n"),
+                ("sub/target/debug.rs", b"fn skipped() {}\n"),
+            ],
+        );
+        let ctx = Context::background().with_value(small_files(tree.0.clone()));
+        let (result, summary, report, directories) = scan_under(&ctx).await;
+        assert_eq!(result, Ok(()));
+        assert_eq!(
+            directories, 3,
+            "the root, docs and sub; not .git nor target"
+        );
+
+        let totals = summary.totals();
+        assert_eq!((totals.files, totals.lines, totals.code), (2, 4, 2));
+        assert_eq!((totals.comment, totals.blank, totals.todos), (1, 1, 1));
+        let text = summary.to_string();
+        assert!(
+            text.contains("skipped: 1 binary, 1 too large, 0 unreadable"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  big.txt: too large to read (100 B)"),
+            "{text}"
+        );
+
+        assert_eq!((report.produced, report.consumed), (4, 3));
+        assert_eq!(report.errors(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_scan_stops_with_its_error() {
+        let tree = Tree::new("cancelled", &[("a.rs", b"fn a() {}\n")]);
+        let (ctx, cancel) = Context::background()
+            .with_value(small_files(tree.0.clone()))
+            .with_cancel();
+        cancel.cancel_with(Cause::msg("interrupted by Ctrl-C"));
+        let (result, summary, _, _) = scan_under(&ctx).await;
+        assert_eq!(result, Err(Error::Canceled));
+        assert_eq!(exit_code(result.err().as_ref()), ExitCode::from(130));
+        assert_eq!(summary.totals().files, 0);
+        assert_eq!(
+            reason(&Error::Canceled, &ctx),
+            "context canceled: interrupted by Ctrl-C"
+        );
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(exit_code(None), ExitCode::SUCCESS);
+        assert_eq!(
+            exit_code(Some(&Error::DeadlineExceeded)),
+            ExitCode::from(124)
+        );
+        assert_eq!(exit_code(Some(&Error::Canceled)), ExitCode::from(130));
+    }
+}
