@@ -82,11 +82,11 @@ impl<T> Slab<T> {
         self.entries.iter().flatten()
     }
 
-    /// Removes and yields every entry.
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> {
+    /// Removes and yields every entry, keeping the memory for the slab's owner to free.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
         self.len = 0;
         self.free.clear();
-        std::mem::take(&mut self.entries).into_iter().flatten()
+        self.entries.drain(..).flatten()
     }
 }
 

@@ -111,8 +111,9 @@ impl Cancel {
 }
 
 enum Outcome {
-    /// This call moved the node to done.
-    Canceled,
+    /// This call moved the node to done; `complete` if it had no children, so that its
+    /// subtree is complete already.
+    Canceled { complete: bool },
     /// The node was already done; another cancel may still be working on its subtree.
     Busy,
     /// The node can never be cancelled.
@@ -337,19 +338,20 @@ impl Node {
             fired: Fired::default(),
             stale_timers: 0,
         };
-        match self.cancel_one(&mut run) {
-            Outcome::Canceled => {}
+        let complete = match self.cancel_one(&mut run) {
+            Outcome::Canceled { complete } => complete,
             Outcome::Busy => {
                 self.wait_complete();
                 return false;
             }
             Outcome::Never => return false,
-        }
+        };
         let mut canceled = Vec::new();
         let mut busy = Vec::new();
         while let Some(child) = run.pending.pop() {
             match child.cancel_one(&mut run) {
-                Outcome::Canceled => canceled.push(child),
+                Outcome::Canceled { complete: false } => canceled.push(child),
+                Outcome::Canceled { complete: true } => {}
                 Outcome::Busy => busy.push(child),
                 Outcome::Never => {}
             }
@@ -359,7 +361,8 @@ impl Node {
         for node in &busy {
             node.wait_complete();
         }
-        for node in canceled.iter().map(|node| &**node).chain([self]) {
+        let this = (!complete).then_some(self);
+        for node in canceled.iter().map(|node| &**node).chain(this) {
             // Release: publishes every state written by this cancel to `wait_complete`.
             node.state.fetch_or(COMPLETE, Ordering::Release);
         }
@@ -396,28 +399,30 @@ impl Node {
         if self.reason() != 0 {
             return Outcome::Busy;
         }
+        let mut leaf = true;
         if let Some(inner) = guard.as_mut() {
-            run.pending.reserve(inner.children.len());
+            let before = run.pending.len();
             run.pending
                 .extend(inner.children.drain().filter_map(|weak| weak.upgrade()));
+            leaf = run.pending.len() == before;
             run.fired.wakers.extend(inner.wakers.drain());
             run.fired.after.extend(inner.after.drain());
         }
-        let emptied = match cause {
-            Some(cause) => {
-                guard.get_or_insert_with(Box::default).cause = Some(cause.clone());
-                None
-            }
-            None => guard.take(),
-        };
+        // The emptied lists keep their memory until the node is dropped: cancelling does only
+        // what must happen before `cancel` returns.
+        if let Some(cause) = cause {
+            guard.get_or_insert_with(Box::default).cause = Some(cause.clone());
+        }
+        // A node without children is complete as soon as it is done (invariant #4): no child
+        // can attach to it any more (invariant #3).
+        let complete = if leaf { COMPLETE } else { 0 };
         // Release: publishes the cause written above before the reason (invariant #2).
-        let before = self.state.fetch_or(reason, Ordering::Release);
+        let before = self.state.fetch_or(reason | complete, Ordering::Release);
         if before & TIMER_ARMED != 0 {
             run.stale_timers += 1;
         }
         drop(guard);
-        drop(emptied);
-        Outcome::Canceled
+        Outcome::Canceled { complete: leaf }
     }
 
     /// Number of attached children (for leak tests). A child whose deadline has passed
