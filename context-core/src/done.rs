@@ -6,7 +6,7 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll, Waker};
+use std::task::{Context as TaskContext, Poll, RawWakerVTable, Waker};
 
 use pin_project_lite::pin_project;
 
@@ -22,11 +22,29 @@ struct Waiter<N: Borrow<Arc<Node>>> {
     node: N,
     /// Key in the node's `wakers` slab while registered.
     key: Option<usize>,
+    /// The identity of the waker registered under `key` (see [`identity`]), to recognise the
+    /// same task on the next poll without taking the node's lock.
+    seen: Option<(usize, usize)>,
+}
+
+/// The identity of `waker`: its data and vtable addresses. Two wakers with the same identity
+/// are the same waker. Compared on the waker as it is handed to us rather than with
+/// `Waker::will_wake` on our clone: between a waker and its clone that can be false when the
+/// two vtables are distinct copies (as with tokio's), which would defeat the point.
+fn identity(waker: &Waker) -> (usize, usize) {
+    (
+        waker.data() as usize,
+        waker.vtable() as *const RawWakerVTable as usize,
+    )
 }
 
 impl<N: Borrow<Arc<Node>>> Waiter<N> {
     fn new(node: N) -> Self {
-        Waiter { node, key: None }
+        Waiter {
+            node,
+            key: None,
+            seen: None,
+        }
     }
 
     fn node(&self) -> &Arc<Node> {
@@ -44,6 +62,11 @@ impl<N: Borrow<Arc<Node>>> Waiter<N> {
             // context would otherwise share.
             return Poll::Pending;
         }
+        let identity = identity(cx.waker());
+        if self.key.is_some() && self.seen == Some(identity) {
+            // Registered for this very waker: a cancel will wake it (tree invariant #5).
+            return Poll::Pending;
+        }
         let mut guard = node.lock();
         // Checked again under the lock: a cancel takes the wakers under this same lock, so a
         // waker registered while the node is open is always woken (tree invariant #5).
@@ -52,13 +75,10 @@ impl<N: Borrow<Arc<Node>>> Waiter<N> {
         }
         let wakers = &mut guard.get_or_insert_with(Box::default).wakers;
         match self.key.and_then(|key| wakers.get_mut(key)) {
-            Some(registered) => {
-                if !registered.will_wake(cx.waker()) {
-                    registered.clone_from(cx.waker());
-                }
-            }
+            Some(registered) => registered.clone_from(cx.waker()),
             None => self.key = Some(wakers.insert(cx.waker().clone())),
         }
+        self.seen = Some(identity);
         drop(guard);
         timer::arm(node);
         Poll::Pending
@@ -137,15 +157,12 @@ impl fmt::Debug for Done {
 /// ```
 pub struct Watch {
     waiter: Waiter<Arc<Node>>,
-    /// The waker registered by `waiter`, to recognise the same task without taking the lock.
-    waker: Option<Waker>,
 }
 
 impl Watch {
     pub(crate) fn new(node: Arc<Node>) -> Watch {
         Watch {
             waiter: Waiter::new(node),
-            waker: None,
         }
     }
 
@@ -162,20 +179,7 @@ impl Watch {
     }
 
     fn poll_done(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
-        if self.waiter.key.is_some() && self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            // Still registered for this task: a cancel will wake it (tree invariant #5).
-            return if self.waiter.node().is_done() {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            };
-        }
-        let poll = self.waiter.poll_done(cx);
-        if self.waiter.key.is_some() {
-            self.waker = Some(cx.waker().clone());
-        }
-        poll
+        self.waiter.poll_done(cx)
     }
 }
 
