@@ -156,7 +156,7 @@ async fn malformed_timeouts_get_400_or_internal_and_the_handler_is_not_called() 
             .to_str()
             .unwrap()
             .starts_with("malformed"));
-        assert_eq!(answer(response).await, grpc("13"), "{headers:?}");
+        assert_eq!(answer(response).await, grpc("3"), "{headers:?}");
     }
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }

@@ -301,7 +301,7 @@ async fn an_expired_deadline_is_answered_without_calling_the_handler() {
 }
 
 #[tokio::test]
-async fn a_malformed_timeout_is_internal() {
+async fn a_malformed_timeout_is_an_invalid_argument() {
     let fixture = start().await;
     let mut client = tonic::client::Grpc::new(channel(fixture.addr).await);
     for bad in ["1s", "123456789S", "-1S", "S"] {
@@ -310,7 +310,7 @@ async fn a_malformed_timeout_is_internal() {
             .metadata_mut()
             .insert("grpc-timeout", bad.parse().unwrap());
         let status = call(&mut client, request).await.unwrap_err();
-        assert_eq!(status.code(), Code::Internal, "{bad}: {status:?}");
+        assert_eq!(status.code(), Code::InvalidArgument, "{bad}: {status:?}");
         assert!(
             status.message().starts_with("malformed grpc-timeout"),
             "{status:?}"
