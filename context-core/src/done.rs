@@ -1,7 +1,6 @@
 //! Waiting for a context: [`Done`] (Go's `<-ctx.Done()`) and [`Run`] (a future raced against
 //! its context, the checkpoint behind every `#[stage]` await).
 
-use std::borrow::Borrow;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
@@ -14,12 +13,10 @@ use crate::error::Error;
 use crate::timer;
 use crate::tree::Node;
 
-/// A waker registered with a node, removed again when the waiter goes away.
-///
-/// `N` is an owned `Arc<Node>` for [`Done`] (which must be `'static`) or a borrowed one for
-/// [`Run`] (which borrows its context and so costs no reference count).
-struct Waiter<N: Borrow<Arc<Node>>> {
-    node: N,
+/// A waker registered with a node. Its owner keeps the node beside it and calls
+/// [`Registration::release`] when it goes away.
+#[derive(Default)]
+struct Registration {
     /// Key in the node's `wakers` slab while registered.
     key: Option<usize>,
     /// The identity of the waker registered under `key` (see [`identity`]), to recognise the
@@ -38,22 +35,9 @@ fn identity(waker: &Waker) -> (usize, usize) {
     )
 }
 
-impl<N: Borrow<Arc<Node>>> Waiter<N> {
-    fn new(node: N) -> Self {
-        Waiter {
-            node,
-            key: None,
-            seen: None,
-        }
-    }
-
-    fn node(&self) -> &Arc<Node> {
-        self.node.borrow()
-    }
-
-    /// Ready once the node is done; otherwise registers (or refreshes) `cx`'s waker.
-    fn poll_done(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
-        let node = self.node.borrow();
+impl Registration {
+    /// Ready once `node` is done; otherwise registers (or refreshes) `cx`'s waker with it.
+    fn poll_done(&mut self, node: &Arc<Node>, cx: &mut TaskContext<'_>) -> Poll<()> {
         if node.is_done() {
             return Poll::Ready(());
         }
@@ -83,14 +67,13 @@ impl<N: Borrow<Arc<Node>>> Waiter<N> {
         timer::arm(node);
         Poll::Pending
     }
-}
 
-impl<N: Borrow<Arc<Node>>> Drop for Waiter<N> {
-    fn drop(&mut self) {
-        if let Some(key) = self.key {
+    /// Removes the waker from `node`, if one is registered.
+    fn release(&mut self, node: &Node) {
+        if let Some(key) = self.key.take() {
             // Once the node is done its wakers were taken and nothing is registered again, so a
             // stale key finds nothing rather than someone else's waker.
-            let removed = self.node.borrow().remove_waker(key);
+            let removed = node.remove_waker(key);
             drop(removed);
         }
     }
@@ -104,13 +87,15 @@ impl<N: Borrow<Arc<Node>>> Drop for Waiter<N> {
 /// context is open.
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Done {
-    waiter: Waiter<Arc<Node>>,
+    node: Arc<Node>,
+    registration: Registration,
 }
 
 impl Done {
     pub(crate) fn new(node: Arc<Node>) -> Done {
         Done {
-            waiter: Waiter::new(node),
+            node,
+            registration: Registration::default(),
         }
     }
 }
@@ -119,14 +104,21 @@ impl Future for Done {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
-        self.get_mut().waiter.poll_done(cx)
+        let this = self.get_mut();
+        this.registration.poll_done(&this.node, cx)
+    }
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.registration.release(&self.node);
     }
 }
 
 impl fmt::Debug for Done {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Done")
-            .field("done", &self.waiter.node().is_done())
+            .field("done", &self.node.is_done())
             .finish()
     }
 }
@@ -156,60 +148,54 @@ impl fmt::Debug for Done {
 /// # }
 /// ```
 pub struct Watch {
-    waiter: Waiter<Arc<Node>>,
+    node: Arc<Node>,
+    registration: Registration,
 }
 
 impl Watch {
     pub(crate) fn new(node: Arc<Node>) -> Watch {
         Watch {
-            waiter: Waiter::new(node),
+            node,
+            registration: Registration::default(),
         }
-    }
-
-    pub(crate) fn node(&self) -> &Arc<Node> {
-        self.waiter.node()
     }
 
     /// Races `future` against the watched context, like [`Context::run`](crate::Context::run).
     pub fn run<F: IntoFuture>(&mut self, future: F) -> Run<'_, F::IntoFuture> {
         Run {
-            slot: Slot::Shared(self),
+            node: &self.node,
+            slot: Slot::Shared(&mut self.registration),
             future: future.into_future(),
         }
     }
+}
 
-    fn poll_done(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
-        self.waiter.poll_done(cx)
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.registration.release(&self.node);
     }
 }
 
 impl fmt::Debug for Watch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Watch")
-            .field("done", &self.node().is_done())
-            .field("registered", &self.waiter.key.is_some())
+            .field("done", &self.node.is_done())
+            .field("registered", &self.registration.key.is_some())
             .finish()
     }
 }
 
 /// Where a [`Run`] registers its waker: its own registration, or a [`Watch`]'s.
 enum Slot<'a> {
-    Own(Waiter<&'a Arc<Node>>),
-    Shared(&'a mut Watch),
+    Own(Registration),
+    Shared(&'a mut Registration),
 }
 
 impl Slot<'_> {
-    fn node(&self) -> &Arc<Node> {
+    fn registration(&mut self) -> &mut Registration {
         match self {
-            Slot::Own(waiter) => waiter.node(),
-            Slot::Shared(watch) => watch.node(),
-        }
-    }
-
-    fn poll_done(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
-        match self {
-            Slot::Own(waiter) => waiter.poll_done(cx),
-            Slot::Shared(watch) => watch.poll_done(cx),
+            Slot::Own(registration) => registration,
+            Slot::Shared(registration) => registration,
         }
     }
 }
@@ -223,16 +209,27 @@ pin_project! {
     /// future that is ready at once costs one load, and an already-done context never polls it.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct Run<'a, F> {
+        node: &'a Arc<Node>,
         slot: Slot<'a>,
         #[pin]
         future: F,
+    }
+
+    impl<'a, F> PinnedDrop for Run<'a, F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Slot::Own(registration) = this.slot {
+                registration.release(this.node);
+            }
+        }
     }
 }
 
 impl<'a, F: Future> Run<'a, F> {
     pub(crate) fn new(node: &'a Arc<Node>, future: impl IntoFuture<IntoFuture = F>) -> Self {
         Run {
-            slot: Slot::Own(Waiter::new(node)),
+            node,
+            slot: Slot::Own(Registration::default()),
             future: future.into_future(),
         }
     }
@@ -243,12 +240,13 @@ impl<'a, F: Future> Run<'a, F> {
         watch: &'a mut Watch,
         future: impl IntoFuture<IntoFuture = F>,
     ) -> Self {
-        let slot = if Arc::ptr_eq(node, watch.node()) {
-            Slot::Shared(watch)
+        let slot = if Arc::ptr_eq(node, &watch.node) {
+            Slot::Shared(&mut watch.registration)
         } else {
-            Slot::Own(Waiter::new(node))
+            Slot::Own(Registration::default())
         };
         Run {
+            node,
             slot,
             future: future.into_future(),
         }
@@ -261,16 +259,17 @@ impl<F: Future> Future for Run<'_, F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Some(err) = this.slot.node().err() {
+        let node: &Arc<Node> = this.node;
+        if let Some(err) = node.err() {
             return Poll::Ready(Err(err));
         }
         if let Poll::Ready(output) = this.future.poll(cx) {
             return Poll::Ready(Ok(output));
         }
-        match this.slot.poll_done(cx) {
+        match this.slot.registration().poll_done(node, cx) {
             Poll::Pending => Poll::Pending,
             // Done between the two checks: the inner future is dropped with `Run`.
-            Poll::Ready(()) => Poll::Ready(Err(this.slot.node().err().unwrap_or(Error::Canceled))),
+            Poll::Ready(()) => Poll::Ready(Err(node.err().unwrap_or(Error::Canceled))),
         }
     }
 }
@@ -278,7 +277,7 @@ impl<F: Future> Future for Run<'_, F> {
 impl<F> fmt::Debug for Run<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Run")
-            .field("done", &self.slot.node().is_done())
+            .field("done", &self.node.is_done())
             .finish_non_exhaustive()
     }
 }
