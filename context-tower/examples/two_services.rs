@@ -14,8 +14,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ctxpipe::tower::{Baggage, BaggageValue, ClientLayer, ClientService, ServerLayer};
-use ctxpipe::{Context, CtxValue};
+use ctxpipe::tower::{Baggage, ClientLayer, ClientService, ServerLayer};
+use ctxpipe::{ctx_value, Context};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -30,14 +30,9 @@ use tokio::time::Instant;
 use tower::{Layer, ServiceExt};
 
 /// The user a request is made for: declared as baggage, so it crosses the wire as `user-id`.
+#[ctx_value(baggage = "user-id")]
 #[derive(Clone, Copy, Debug)]
 struct UserId(u64);
-
-impl CtxValue for UserId {}
-
-impl BaggageValue for UserId {
-    const KEY: &'static str = "user-id";
-}
 
 impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -54,9 +49,8 @@ impl FromStr for UserId {
 }
 
 /// A context value that is not declared as baggage: it never leaves the process.
+#[ctx_value]
 struct ApiKey;
-
-impl CtxValue for ApiKey {}
 
 /// The gateway gives the profile service at most this long, whatever its own budget.
 const PROFILE_LIMIT: Duration = Duration::from_millis(500);
