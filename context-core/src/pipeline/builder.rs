@@ -10,7 +10,7 @@ use super::channel::{channel, QueueStats, Receiver};
 use super::options::{StageOptions, DEFAULT_BUFFER};
 use super::report::{Progress, StageStats};
 use super::scope::Scope;
-use super::sink::{drive, Collect, Count, Fold, ForEach, TryForEach};
+use super::sink::{drive, Absorbing, Collect, Count, Fold, ForEach, TryForEach};
 use super::source::{self, Feed};
 use super::stage::{self, Emit, Filter, Flat, Map};
 use crate::context::Context;
@@ -392,7 +392,7 @@ where
     /// # }
     /// ```
     pub fn collect(self) -> impl Future<Output = Result<Vec<T>, E>> {
-        drive(self, Collect(Vec::new()))
+        drive(self, Absorbing(Collect(Vec::new())))
     }
 
     /// Runs the pipeline and counts its outputs.
@@ -411,7 +411,7 @@ where
     /// # }
     /// ```
     pub fn count(self) -> impl Future<Output = Result<usize, E>> {
-        drive(self, Count(0))
+        drive(self, Absorbing(Count(0)))
     }
 
     /// Runs the pipeline and folds its outputs into an accumulator, in the order they reach
@@ -433,7 +433,7 @@ where
     where
         F: FnMut(A, T) -> A,
     {
-        let fold = drive(self, Fold { acc: Some(init), f });
+        let fold = drive(self, Absorbing(Fold { acc: Some(init), f }));
         async move {
             let acc = fold.await?;
             // The accumulator is only ever missing after a panic in `f`, which `drive` resumes.
@@ -461,7 +461,7 @@ where
     where
         F: FnMut(T),
     {
-        drive(self, ForEach(f))
+        drive(self, Absorbing(ForEach(f)))
     }
 
     /// Runs the pipeline and awaits `f(item)` on each output, one at a time, in the caller's

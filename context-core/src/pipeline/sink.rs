@@ -37,10 +37,21 @@ fn count(consumed: &AtomicU64, n: usize) {
     consumed.fetch_add(n as u64, Ordering::Relaxed);
 }
 
-pub(crate) struct Collect<T>(pub(crate) Vec<T>);
+/// A sink that takes each batch whole, at once: it neither awaits nor fails.
+pub(crate) trait Absorb<T> {
+    type Output;
 
-impl<T, E> Sink<T, E> for Collect<T> {
-    type Output = Vec<T>;
+    /// Takes every item of `batch`.
+    fn absorb(&mut self, batch: &mut Vec<T>);
+
+    fn finish(self) -> Self::Output;
+}
+
+/// The [`Sink`] of an [`Absorb`]: counts the batch, then hands it over.
+pub(crate) struct Absorbing<S>(pub(crate) S);
+
+impl<T, E, S: Absorb<T>> Sink<T, E> for Absorbing<S> {
+    type Output = S::Output;
 
     fn consume(
         &mut self,
@@ -49,8 +60,22 @@ impl<T, E> Sink<T, E> for Collect<T> {
         consumed: &AtomicU64,
     ) -> impl Future<Output = Result<(), Stop<E>>> {
         count(consumed, batch.len());
-        self.0.append(batch);
+        self.0.absorb(batch);
         ready(Ok(()))
+    }
+
+    fn finish(self) -> S::Output {
+        self.0.finish()
+    }
+}
+
+pub(crate) struct Collect<T>(pub(crate) Vec<T>);
+
+impl<T> Absorb<T> for Collect<T> {
+    type Output = Vec<T>;
+
+    fn absorb(&mut self, batch: &mut Vec<T>) {
+        self.0.append(batch);
     }
 
     fn finish(self) -> Vec<T> {
@@ -60,19 +85,12 @@ impl<T, E> Sink<T, E> for Collect<T> {
 
 pub(crate) struct Count(pub(crate) usize);
 
-impl<T, E> Sink<T, E> for Count {
+impl<T> Absorb<T> for Count {
     type Output = usize;
 
-    fn consume(
-        &mut self,
-        _: &Context,
-        batch: &mut Vec<T>,
-        consumed: &AtomicU64,
-    ) -> impl Future<Output = Result<(), Stop<E>>> {
-        count(consumed, batch.len());
+    fn absorb(&mut self, batch: &mut Vec<T>) {
         self.0 += batch.len();
         batch.clear();
-        ready(Ok(()))
     }
 
     fn finish(self) -> usize {
@@ -86,23 +104,16 @@ pub(crate) struct Fold<A, F> {
     pub(crate) f: F,
 }
 
-impl<T, E, A, F: FnMut(A, T) -> A> Sink<T, E> for Fold<A, F> {
+impl<T, A, F: FnMut(A, T) -> A> Absorb<T> for Fold<A, F> {
     type Output = Option<A>;
 
-    fn consume(
-        &mut self,
-        _: &Context,
-        batch: &mut Vec<T>,
-        consumed: &AtomicU64,
-    ) -> impl Future<Output = Result<(), Stop<E>>> {
-        count(consumed, batch.len());
+    fn absorb(&mut self, batch: &mut Vec<T>) {
         if let Some(mut acc) = self.acc.take() {
             for item in batch.drain(..) {
                 acc = (self.f)(acc, item);
             }
             self.acc = Some(acc);
         }
-        ready(Ok(()))
     }
 
     fn finish(self) -> Option<A> {
@@ -112,18 +123,11 @@ impl<T, E, A, F: FnMut(A, T) -> A> Sink<T, E> for Fold<A, F> {
 
 pub(crate) struct ForEach<F>(pub(crate) F);
 
-impl<T, E, F: FnMut(T)> Sink<T, E> for ForEach<F> {
+impl<T, F: FnMut(T)> Absorb<T> for ForEach<F> {
     type Output = ();
 
-    fn consume(
-        &mut self,
-        _: &Context,
-        batch: &mut Vec<T>,
-        consumed: &AtomicU64,
-    ) -> impl Future<Output = Result<(), Stop<E>>> {
-        count(consumed, batch.len());
+    fn absorb(&mut self, batch: &mut Vec<T>) {
         batch.drain(..).for_each(&mut self.0);
-        ready(Ok(()))
     }
 
     fn finish(self) {}
