@@ -46,26 +46,27 @@ impl AfterFunc {
             // It can never run: keep nothing, and `stop()` still reports that it stopped it.
             return AfterFunc::new(PENDING, node, usize::MAX);
         }
-        let runtime = Handle::try_current().ok();
-        // Notices a passed deadline before locking: expiring takes the lock itself.
-        let expired = node.is_done();
-        let mut guard = node.lock();
-        if expired || node.has_reason() {
-            drop(guard);
-            spawn(runtime, call);
-            return AfterFunc::new(RUNNING, node, usize::MAX);
-        }
-        let after = &mut guard.get_or_insert_with(Box::default).after;
-        let handle = AfterFunc::new(PENDING, node, after.next_key());
-        let key = after.insert(AfterEntry {
-            shared: handle.shared.clone(),
-            call,
-            runtime,
+        // Taken by the entry if the node is open, else started at once.
+        let mut pending = Some((call, Handle::try_current().ok()));
+        let registered = node.if_open(|inner| {
+            let (call, runtime) = pending.take()?;
+            let handle = AfterFunc::new(PENDING, node, inner.after.next_key());
+            let key = inner.after.insert(AfterEntry {
+                shared: handle.shared.clone(),
+                call,
+                runtime,
+            });
+            debug_assert_eq!(key, handle.shared.key);
+            Some(handle)
         });
-        debug_assert_eq!(key, handle.shared.key);
-        drop(guard);
-        crate::timer::arm(node);
-        handle
+        if let Some(handle) = registered.flatten() {
+            crate::timer::arm(node);
+            return handle;
+        }
+        if let Some((call, runtime)) = pending {
+            spawn(runtime, call);
+        }
+        AfterFunc::new(RUNNING, node, usize::MAX)
     }
 
     fn new(state: u8, node: &Arc<Node>, key: usize) -> AfterFunc {

@@ -51,21 +51,26 @@ impl Registration {
             // Registered for this very waker: a cancel will wake it (tree invariant #5).
             return Poll::Pending;
         }
-        let mut guard = node.lock();
-        // Checked again under the lock: a cancel takes the wakers under this same lock, so a
-        // waker registered while the node is open is always woken (tree invariant #5).
-        if node.has_reason() {
-            return Poll::Ready(());
+        let key = self.key;
+        let registered =
+            node.if_open(
+                |inner| match key.and_then(|key| inner.wakers.get_mut(key)) {
+                    Some(registered) => {
+                        registered.clone_from(cx.waker());
+                        key
+                    }
+                    None => Some(inner.wakers.insert(cx.waker().clone())),
+                },
+            );
+        match registered {
+            Some(key) => {
+                self.key = key;
+                self.seen = Some(identity);
+                timer::arm(node);
+                Poll::Pending
+            }
+            None => Poll::Ready(()),
         }
-        let wakers = &mut guard.get_or_insert_with(Box::default).wakers;
-        match self.key.and_then(|key| wakers.get_mut(key)) {
-            Some(registered) => registered.clone_from(cx.waker()),
-            None => self.key = Some(wakers.insert(cx.waker().clone())),
-        }
-        self.seen = Some(identity);
-        drop(guard);
-        timer::arm(node);
-        Poll::Pending
     }
 
     /// Removes the waker from `node`, if one is registered.

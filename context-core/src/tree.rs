@@ -230,10 +230,25 @@ impl Node {
         self.reason() != 0
     }
 
+    /// Runs `add` on the node's lists, under its lock, while the node is open; `None` once it
+    /// is done. A listener added here is always taken by the cancel that ends the node
+    /// (invariant #5), since cancels take the lists under this same lock.
+    pub(crate) fn if_open<R>(&self, add: impl FnOnce(&mut Inner) -> R) -> Option<R> {
+        // A deadline that has passed is noticed before locking: expiring takes the lock itself.
+        if self.is_done() {
+            return None;
+        }
+        let mut guard = self.lock();
+        if self.has_reason() {
+            return None;
+        }
+        Some(add(guard.get_or_insert_with(Box::default)))
+    }
+
     /// `true` once the node is cancelled or its deadline has passed.
     ///
     /// The fast path is one atomic load. A node with a deadline also reads the clock and, when
-    /// the deadline has passed, cancels the deadline's owner so that every observer agrees.
+    /// the deadline has passed, expires it (see `expire`) so that every observer agrees.
     #[inline]
     pub(crate) fn is_done(&self) -> bool {
         // Acquire: as in `reason`.
