@@ -612,7 +612,7 @@ pub use context_macros::pipeline;
 pub mod __private {
     use core::future::IntoFuture;
 
-    pub use context_core::{Context, CtxValue, Error, Run, Watch};
+    pub use context_core::{Checkpoint, Context, CtxValue, Error, Watch};
 
     /// The registration that a stage's checkpoints share (see [`Watch`]): made on entry, so a
     /// stage that awaits many pending futures registers with its context once.
@@ -633,7 +633,7 @@ pub mod __private {
         future: F,
         ctx: &'a Context,
         watch: &'a mut Watch,
-    ) -> Run<'a, F::IntoFuture> {
+    ) -> Checkpoint<'a, F::IntoFuture> {
         ctx.__checkpoint(watch, future)
     }
 

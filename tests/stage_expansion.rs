@@ -35,7 +35,7 @@ mod counting {
             future: F,
             ctx: &'a Context,
             watch: &'a mut Watch,
-        ) -> Run<'a, F::IntoFuture> {
+        ) -> Checkpoint<'a, F::IntoFuture> {
             CHECKPOINTS.with(|count| count.set(count.get() + 1));
             ::ctxpipe::__private::checkpoint(future, ctx, watch)
         }

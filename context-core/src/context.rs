@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::after_func::AfterFunc;
 use crate::cause::Cause;
-use crate::done::{Done, Run, Watch};
+use crate::done::{Checkpoint, Done, Run, Watch};
 use crate::error::Error;
 use crate::tree::{Node, CANCELED};
 use crate::values::{Layer, Values};
@@ -329,15 +329,15 @@ impl Context {
     }
 
     /// Not public API: the checkpoint of `#[stage]`. Races `future` against this context,
-    /// sharing `watch`'s registration when `watch` watches this very context (it does not once
-    /// the stage has shadowed `ctx` with a narrower one).
+    /// registering through `watch` (which moves to this context if it watched another, as it
+    /// does once the stage has shadowed `ctx` with a narrower one).
     #[doc(hidden)]
     pub fn __checkpoint<'a, F: IntoFuture>(
         &'a self,
         watch: &'a mut Watch,
         future: F,
-    ) -> Run<'a, F::IntoFuture> {
-        Run::with_watch(&self.node, watch, future)
+    ) -> Checkpoint<'a, F::IntoFuture> {
+        Checkpoint::new(&self.node, watch, future)
     }
 
     /// How many child contexts are attached to this one. Not public API: for leak tests.

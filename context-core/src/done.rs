@@ -1,5 +1,5 @@
-//! Waiting for a context: [`Done`] (Go's `<-ctx.Done()`) and [`Run`] (a future raced against
-//! its context, the checkpoint behind every `#[stage]` await).
+//! Waiting for a context: [`Done`] (Go's `<-ctx.Done()`), [`Run`] (a future raced against its
+//! context) and [`Checkpoint`] (the same, behind every `#[stage]` await).
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
@@ -175,6 +175,24 @@ impl Watch {
     }
 }
 
+impl Watch {
+    /// The pending path of a [`Checkpoint`]: ready with `node`'s error once it is done,
+    /// otherwise registers with it. A stage's awaits run one after another, so one
+    /// registration serves them all; it moves to `node` when the stage awaits under a
+    /// different (shadowed) context. Kept out of line so the ready path stays short.
+    #[inline(never)]
+    fn wait_on(&mut self, node: &Arc<Node>, cx: &mut TaskContext<'_>) -> Poll<Error> {
+        if !Arc::ptr_eq(&self.node, node) {
+            self.registration.release(&self.node);
+            self.node = Arc::clone(node);
+        }
+        match self.registration.poll_done(&self.node, cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => Poll::Ready(self.node.err().unwrap_or(Error::Canceled)),
+        }
+    }
+}
+
 impl Drop for Watch {
     fn drop(&mut self) {
         self.registration.release(&self.node);
@@ -238,24 +256,6 @@ impl<'a, F: Future> Run<'a, F> {
             future: future.into_future(),
         }
     }
-
-    /// Uses `watch`'s registration when it watches `node`, else registers on its own.
-    pub(crate) fn with_watch(
-        node: &'a Arc<Node>,
-        watch: &'a mut Watch,
-        future: impl IntoFuture<IntoFuture = F>,
-    ) -> Self {
-        let slot = if Arc::ptr_eq(node, &watch.node) {
-            Slot::Shared(&mut watch.registration)
-        } else {
-            Slot::Own(Registration::default())
-        };
-        Run {
-            node,
-            slot,
-            future: future.into_future(),
-        }
-    }
 }
 
 impl<F: Future> Future for Run<'_, F> {
@@ -276,6 +276,86 @@ impl<F: Future> Future for Run<'_, F> {
             // Done between the two checks: the inner future is dropped with `Run`.
             Poll::Ready(()) => Poll::Ready(Err(node.err().unwrap_or(Error::Canceled))),
         }
+    }
+}
+
+pin_project! {
+    /// The future behind each `.await` of a `#[stage]`: the inner future raced against the
+    /// context in scope at that await, registering through the stage's [`Watch`].
+    ///
+    /// Made by the code `#[stage]` generates; other code uses [`Context::run`](crate::Context::run)
+    /// or [`Watch::run`]. While the context is open and the inner future is ready at once, a poll
+    /// costs one relaxed atomic load beside the inner poll, and the future owns nothing to drop:
+    /// the registration lives in the `Watch`, which follows whichever context the stage awaits
+    /// with (its own, or a narrower one it shadowed `ctx` with).
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct Checkpoint<'a, F> {
+        node: &'a Arc<Node>,
+        watch: &'a mut Watch,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<'a, F: Future> Checkpoint<'a, F> {
+    pub(crate) fn new(
+        node: &'a Arc<Node>,
+        watch: &'a mut Watch,
+        future: impl IntoFuture<IntoFuture = F>,
+    ) -> Self {
+        Checkpoint {
+            node,
+            watch,
+            future: future.into_future(),
+        }
+    }
+}
+
+impl<F: Future> Future for Checkpoint<'_, F> {
+    type Output = Result<F::Output, Error>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        if !self.node.quiet() {
+            // Cancelled, or a deadline to compare with the clock: a separate path, so that
+            // the common one below does not merge with it and stays a load, a test and the
+            // inner poll.
+            return self.poll_checked(cx);
+        }
+        self.poll_inner(cx)
+    }
+}
+
+impl<F: Future> Checkpoint<'_, F> {
+    #[inline(never)]
+    fn poll_checked(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<<Self as Future>::Output> {
+        if let Some(err) = self.node.err() {
+            return Poll::Ready(Err(err));
+        }
+        self.poll_inner(cx)
+    }
+
+    #[inline(always)]
+    fn poll_inner(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<<Self as Future>::Output> {
+        let this = self.project();
+        match this.future.poll(cx) {
+            Poll::Ready(output) => Poll::Ready(Ok(output)),
+            Poll::Pending => this.watch.wait_on(this.node, cx).map(Err),
+        }
+    }
+}
+
+impl<F> fmt::Debug for Checkpoint<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("done", &self.node.is_done())
+            .finish_non_exhaustive()
     }
 }
 
@@ -368,5 +448,69 @@ mod tests {
             Some(0)
         );
         assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+    }
+
+    fn wakers(ctx: &Context) -> usize {
+        ctx.node
+            .lock()
+            .as_ref()
+            .map_or(0, |inner| inner.wakers.len())
+    }
+
+    #[test]
+    fn checkpoint_registers_once_and_moves_with_the_context_in_scope() {
+        let (outer, cancel_outer) = Context::background().with_cancel();
+        let (inner, cancel_inner) = outer.with_cancel();
+        let mut watch = outer.watch();
+        let (counter, waker) = waker();
+        let mut cx = TaskContext::from_waker(&waker);
+
+        // Ready at once: nothing registered.
+        let ready = pin!(outer.__checkpoint(&mut watch, std::future::ready(1)));
+        assert_eq!(ready.poll(&mut cx), Poll::Ready(Ok(1)));
+        assert_eq!(wakers(&outer), 0);
+
+        // Pending on the outer context: one registration, kept after the checkpoint ends.
+        for _ in 0..3 {
+            let mut pending = pin!(outer.__checkpoint(&mut watch, std::future::pending::<()>()));
+            assert!(pending.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(wakers(&outer), 1, "one registration for every await");
+        }
+
+        // Pending on a narrower context: the registration moves there.
+        {
+            let mut pending = pin!(inner.__checkpoint(&mut watch, std::future::pending::<()>()));
+            assert!(pending.as_mut().poll(&mut cx).is_pending());
+            assert_eq!((wakers(&outer), wakers(&inner)), (0, 1));
+            cancel_inner.cancel();
+            assert_eq!(
+                counter.0.load(Ordering::SeqCst),
+                1,
+                "the inner cancel wakes it"
+            );
+            assert_eq!(pending.poll(&mut cx), Poll::Ready(Err(Error::Canceled)));
+        }
+
+        // Back on the outer context: registered there again, and its cancel wakes the task.
+        let mut pending = pin!(outer.__checkpoint(&mut watch, std::future::pending::<()>()));
+        assert!(pending.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(wakers(&outer), 1);
+        cancel_outer.cancel();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 2);
+        assert_eq!(pending.poll(&mut cx), Poll::Ready(Err(Error::Canceled)));
+    }
+
+    #[test]
+    fn checkpoint_on_a_done_context_never_polls_the_future() {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let mut watch = ctx.watch();
+        cancel.cancel();
+        let (_, waker) = waker();
+        let polled = std::future::poll_fn(|_| -> Poll<()> { panic!("polled on a done context") });
+        let checkpoint = pin!(ctx.__checkpoint(&mut watch, polled));
+        assert_eq!(
+            checkpoint.poll(&mut TaskContext::from_waker(&waker)),
+            Poll::Ready(Err(Error::Canceled))
+        );
     }
 }

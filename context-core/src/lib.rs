@@ -63,7 +63,7 @@ pub use after_func::AfterFunc;
 pub use cause::Cause;
 pub use context::{CancelHandle, Context, DropGuard};
 pub use ctx_value::CtxValue;
-pub use done::{Done, Run, Watch};
+pub use done::{Checkpoint, Done, Run, Watch};
 pub use error::Error;
 pub use pipeline::{
     Pipeline, Progress, Report, StageOptions, StageReport, DEFAULT_BATCH, DEFAULT_BUFFER,

@@ -47,7 +47,7 @@ use tokio::time::Instant;
 use crate::after_func::AfterEntry;
 use crate::cause::Cause;
 use crate::error::Error;
-use crate::loom::{thread, AtomicU8, Mutex, MutexGuard, Ordering};
+use crate::loom::{fence, thread, AtomicU8, Mutex, MutexGuard, Ordering};
 use crate::slab::Slab;
 use crate::timer;
 
@@ -245,17 +245,26 @@ impl Node {
         Some(add(guard.get_or_insert_with(Box::default)))
     }
 
+    #[inline]
+    pub(crate) fn quiet(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & (REASON | HAS_DEADLINE) == 0
+    }
+
     /// `true` once the node is cancelled or its deadline has passed.
     ///
     /// The fast path is one atomic load. A node with a deadline also reads the clock and, when
     /// the deadline has passed, expires it (see `expire`) so that every observer agrees.
     #[inline]
     pub(crate) fn is_done(&self) -> bool {
-        // Acquire: as in `reason`.
-        let state = self.state.load(Ordering::Acquire);
+        // Relaxed, then an Acquire fence once there is something to see: an open node tells
+        // its reader nothing, and a plain load lets the compiler keep the caller's own state in
+        // registers across the check (an Acquire load would make it reload). The fence pairs
+        // with the Release in `cancel_one` as an Acquire load would (invariant #2).
+        let state = self.state.load(Ordering::Relaxed);
         if state & (REASON | HAS_DEADLINE) == 0 {
             return false;
         }
+        fence(Ordering::Acquire);
         state & REASON != 0 || self.check_deadline()
     }
 
