@@ -179,13 +179,17 @@ async fn later_errors_are_dropped_but_counted() {
         "{result:?}"
     );
     let report = progress.report();
-    let errors = returned.load(Ordering::SeqCst) as u64;
-    assert_eq!(
-        report.errors(),
-        errors,
-        "every error is counted, the first returned"
+    let calls = returned.load(Ordering::SeqCst) as u64;
+    // Every call fails. The first error is counted and returned; a call that fails while the
+    // pipeline is still running is counted too. One whose error arrives just after the first
+    // has cancelled the pipeline cannot be told from a call noticing the cancellation (which
+    // is not an error of its own), so it may go uncounted: the count lies between the two.
+    assert!(
+        (1..=calls).contains(&report.errors()),
+        "{} errors counted for {calls} failed calls",
+        report.errors()
     );
-    assert!(errors < 10_000, "the first error stopped the rest");
+    assert!(calls < 10_000, "the first error stopped the rest");
     settle(0).await;
 }
 

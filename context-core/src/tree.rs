@@ -245,6 +245,9 @@ impl Node {
         Some(add(guard.get_or_insert_with(Box::default)))
     }
 
+    /// `true` while the node is neither cancelled nor carrying a deadline: then it is open
+    /// without reading the clock. One relaxed load, for checkpoints' ready path (the slow path
+    /// behind a `false` calls `is_done`, which synchronises).
     #[inline]
     pub(crate) fn quiet(&self) -> bool {
         self.state.load(Ordering::Relaxed) & (REASON | HAS_DEADLINE) == 0

@@ -231,8 +231,10 @@ impl Report {
         self.stages.iter().find(|stage| stage.name == name)
     }
 
-    /// Every error any stage or the sink returned. The pipeline returns the first; the others
-    /// were dropped, and are only counted here.
+    /// The errors the stages and the sink returned. The pipeline returns the first; the others
+    /// were dropped, and are only counted here. An error returned once the pipeline's context
+    /// is done counts as the call noticing the cancellation, not as an error of its own (so a
+    /// call failing at the very moment another's error cancels the pipeline may go uncounted).
     pub fn errors(&self) -> u64 {
         self.stages.iter().map(|stage| stage.errors).sum::<u64>() + self.sink_errors
     }
