@@ -53,8 +53,12 @@ impl<E> Shared<E> {
 
     /// A step stopped before its input ended.
     pub(crate) fn stopped_early(&self) {
-        // Relaxed: read after every task has been joined, which orders it.
-        self.stopped_early.store(true, Ordering::Relaxed);
+        // Relaxed: read after every task has been joined, which orders it. Loaded first so
+        // that thousands of workers stopping at once mostly share the line rather than each
+        // taking it to write.
+        if !self.stopped_early.load(Ordering::Relaxed) {
+            self.stopped_early.store(true, Ordering::Relaxed);
+        }
     }
 }
 

@@ -74,10 +74,22 @@ impl<I: IntoIterator> Emit<I, I::Item> for Flat {
     }
 }
 
+/// How many of a stage's workers share one child of the pipeline's context. Up to
+/// [`MAX_STEP_CONTEXTS`] workers, one each, so that busy workers on different threads never
+/// share the reference count and the waker list of a context; beyond that, the workers share
+/// [`MAX_STEP_CONTEXTS`] of them, so that a cancel reaches a stage of thousands of workers
+/// through a few dozen contexts rather than thousands.
+fn workers_per_context(workers: usize) -> usize {
+    workers.div_ceil(MAX_STEP_CONTEXTS).max(1)
+}
+
+/// The most children of the pipeline's context one stage makes (see [`workers_per_context`]).
+const MAX_STEP_CONTEXTS: usize = 64;
+
 /// Where a worker's outputs go.
 enum Outlet<U> {
     Direct(Sender<U>),
-    Ordered(Arc<Reorder<U>>),
+    Ordered(Reorder<U>),
 }
 
 /// Spawns the workers of one stage, reading `input` and writing `output`.
@@ -96,40 +108,53 @@ pub(crate) fn spawn<T, R: 'static, U, E, F, Fut, K>(
     Fut: Future<Output = Result<R, E>> + Send + 'static,
     K: Emit<R, U>,
 {
-    let f = Arc::new(f);
-    let reorder = options
-        .window()
-        .map(|window| Arc::new(Reorder::new(window, output.clone())));
-    for _ in 0..options.workers {
+    let outlet = match options.window() {
+        Some(window) => Outlet::Ordered(Reorder::new(window, output)),
+        None => Outlet::Direct(output),
+    };
+    let stage = Arc::new(Stage {
+        input,
+        outlet,
+        f,
+        stats,
+        shared: scope.shared.clone(),
+        max_take: options.take(),
+        share: options.workers,
+    });
+    let mut ctx = scope.step_context();
+    for n in 0..options.workers {
+        if n > 0 && n % workers_per_context(options.workers) == 0 {
+            ctx = scope.step_context();
+        }
         let worker = Worker::<T, U, E, F, K> {
-            ctx: scope.step_context(),
-            input: input.clone(),
-            outlet: match &reorder {
-                Some(reorder) => Outlet::Ordered(reorder.clone()),
-                None => Outlet::Direct(output.clone()),
-            },
-            f: f.clone(),
-            stats: stats.clone(),
-            shared: scope.shared.clone(),
-            max_take: options.take(),
-            share: options.workers,
+            ctx: ctx.clone(),
+            stage: stage.clone(),
             kind: PhantomData,
         };
         scope.spawn(worker.run());
     }
 }
 
-struct Worker<T, U, E, F, K> {
-    /// This worker's own child of the pipeline's context.
-    ctx: Context,
+/// What a stage's workers share. One reference count per worker, so that thousands of workers
+/// ending at once (a cancel) touch one shared counter each rather than one per field. The
+/// input and output channels see the stage's workers as one receiver and one sender, which
+/// go away with the last worker.
+struct Stage<T, U, E, F> {
     input: Receiver<T>,
     outlet: Outlet<U>,
-    f: Arc<F>,
+    f: F,
     stats: Arc<StageStats>,
     shared: Arc<Shared<E>>,
     /// The most items taken at once: `min(batch, ⌈buffer / workers⌉)`.
     max_take: usize,
     share: usize,
+}
+
+struct Worker<T, U, E, F, K> {
+    /// A child of the pipeline's context, this worker's own or shared with a few others (see
+    /// [`workers_per_context`]).
+    ctx: Context,
+    stage: Arc<Stage<T, U, E, F>>,
     kind: PhantomData<fn() -> K>,
 }
 
@@ -141,21 +166,24 @@ impl<T, U, E, F, K> Worker<T, U, E, F, K> {
         K: Emit<R, U>,
     {
         let ctx = &self.ctx;
+        let stage = &*self.stage;
         let mut batch = Vec::new();
         let mut out = Vec::new();
         let mut tally = Tally::default();
         // Starts with single items, so that slow items are shared out from the first one.
         let mut take = 1;
         loop {
-            let max = match &self.outlet {
+            let max = match &stage.outlet {
                 Outlet::Direct(_) => take,
                 Outlet::Ordered(reorder) => match ctx.run(reorder.reserve(take)).await {
                     Ok(permits) => permits,
                     Err(_) => return self.stop(&mut tally),
                 },
             };
-            let received = ctx.run(self.input.recv(&mut batch, max, self.share)).await;
-            if let Outlet::Ordered(reorder) = &self.outlet {
+            let received = ctx
+                .run(stage.input.recv(&mut batch, max, stage.share))
+                .await;
+            if let Outlet::Ordered(reorder) = &stage.outlet {
                 reorder.release(max - batch.len());
             }
             let first = match received {
@@ -174,7 +202,7 @@ impl<T, U, E, F, K> Worker<T, U, E, F, K> {
                     return self.stop(&mut tally);
                 }
                 tally.items_in += 1;
-                match ctx.run((self.f)(ctx.clone(), item)).await {
+                match ctx.run((stage.f)(ctx.clone(), item)).await {
                     Ok(Ok(result)) => K::emit(result, &mut out, &mut tally),
                     Ok(Err(err)) => {
                         // An error returned once the run's context is done is the call noticing
@@ -184,7 +212,7 @@ impl<T, U, E, F, K> Worker<T, U, E, F, K> {
                             tally.errors += 1;
                         }
                         tally.busy += started.elapsed();
-                        self.shared.fail(err);
+                        stage.shared.fail(err);
                         return self.stop(&mut tally);
                     }
                     Err(_) => {
@@ -195,9 +223,9 @@ impl<T, U, E, F, K> Worker<T, U, E, F, K> {
             }
             let elapsed = started.elapsed();
             tally.busy += elapsed;
-            self.stats.add(&mut tally);
-            take = next_take(take, inputs, elapsed, self.max_take);
-            let sent = match &self.outlet {
+            stage.stats.add(&mut tally);
+            take = next_take(take, inputs, elapsed, stage.max_take);
+            let sent = match &stage.outlet {
                 Outlet::Direct(output) => match ctx.run(output.send(&mut out)).await {
                     Ok(sent) => sent,
                     Err(_) => return self.stop(&mut tally),
@@ -219,8 +247,8 @@ impl<T, U, E, F, K> Worker<T, U, E, F, K> {
 
     /// Stops before the input ended: the pipeline's context is done, or this stage failed.
     fn stop(&self, tally: &mut Tally) {
-        self.stats.add(tally);
-        self.shared.stopped_early();
+        self.stage.stats.add(tally);
+        self.stage.shared.stopped_early();
     }
 }
 
