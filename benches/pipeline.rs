@@ -9,31 +9,45 @@
 //!   - `mpsc_select`: the same, with every send and receive raced against a tokio-util
 //!     `CancellationToken` in a biased `select!`, the usual way to make such a chain
 //!     cancellable.
+//!   - `kanal`: the `mpsc` chain over kanal's bounded async channels of 64.
 //!   - `ctxpipe`: `Pipeline::new(..).map(..).map(..).map(..).fold(..)`, one worker per stage.
-//!     Target: at most 1.0x `mpsc`, at least 5x faster than `mpsc_select`.
+//!     Target: at most 1.0x `mpsc`, at least 5x faster than `mpsc_select`; stretch: at most
+//!     1.0x `kanal`.
 //! - `io_10k`: 10,000 items through one stage that sleeps 1 ms, with 100 workers. The ideal is
 //!   100 ms (100 sleeps in a row per worker), but a tokio `sleep(1 ms)` started right after a
 //!   timer tick ends at the second tick from there, so 100 sleeps in a row take about 200 ms on
 //!   tokio whoever runs them; `tasks` measures that floor.
 //!   - `tasks`: 100 tokio tasks taking item numbers from a shared counter.
 //!   - `ctxpipe`, `ctxpipe_ordered`: the pipeline stage with `workers(100)`, without and with
-//!     `ordered()`. Targets: unordered ≤ 1.3x the ideal (so, in practice, close to `tasks`),
-//!     ordered ≤ 1.1x unordered.
+//!     `ordered()`.
+//! - `io_10k_device`: the same three, with the stage's 1 ms wait served by a simulated device
+//!   that answers each request 1 ms after it was issued, to the operating system's timer
+//!   slack, so the ideal of 100 ms is reachable. Targets: `ctxpipe` ≤ 1.3x the ideal,
+//!   `ctxpipe_ordered` ≤ 1.1x `ctxpipe`.
+//! - `cancel_10k_in_flight`: from `cancel()` to the pipeline's return (every task stopped, every
+//!   item dropped) with 10,000 items in flight: 100 workers each in a call that never ends and
+//!   9,900 items queued before them, or 10,000 workers each in such a call. Target: ≤ 1 ms.
+//!   Baseline for the second: 10,000 tokio tasks each waiting in a biased `select!` on a
+//!   tokio-util token, from `cancel()` until a `JoinSet` has joined them all.
 
+use std::collections::VecDeque;
+use std::future::Future;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ctxpipe::{Context, Error, Pipeline, StageOptions};
 use tokio::runtime::Runtime;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 const ITEMS: u64 = 1_000_000;
 const IO_ITEMS: usize = 10_000;
 const IO_WORKERS: usize = 100;
+const IO_LATENCY: Duration = Duration::from_millis(1);
+const CANCEL_ITEMS: usize = 10_000;
 
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -72,6 +86,39 @@ async fn mpsc_chain() -> u64 {
     tokio::spawn(async move {
         let mut sum = 0;
         while let Some(v) = rx3.recv().await {
+            sum += v;
+        }
+        sum
+    })
+    .await
+    .expect("the sink task")
+}
+
+/// `mpsc_chain` over kanal's bounded async channels, the fastest channels for this shape.
+async fn kanal_chain() -> u64 {
+    let (tx0, rx0) = kanal::bounded_async::<u64>(64);
+    let (tx1, rx1) = kanal::bounded_async::<u64>(64);
+    let (tx2, rx2) = kanal::bounded_async::<u64>(64);
+    let (tx3, rx3) = kanal::bounded_async::<u64>(64);
+    tokio::spawn(async move {
+        for i in 0..ITEMS {
+            if tx0.send(i).await.is_err() {
+                return;
+            }
+        }
+    });
+    for (rx, tx) in [(rx0, tx1), (rx1, tx2), (rx2, tx3)] {
+        tokio::spawn(async move {
+            while let Ok(v) = rx.recv().await {
+                if tx.send(v + 1).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    tokio::spawn(async move {
+        let mut sum = 0;
+        while let Ok(v) = rx3.recv().await {
             sum += v;
         }
         sum
@@ -143,6 +190,7 @@ fn chain(c: &mut Criterion) {
     for (name, sum) in [
         ("mpsc", rt.block_on(mpsc_chain())),
         ("mpsc_select", rt.block_on(mpsc_select_chain())),
+        ("kanal", rt.block_on(kanal_chain())),
         ("ctxpipe", rt.block_on(ctxpipe_chain())),
     ] {
         assert_eq!(sum, expected, "{name} lost items");
@@ -155,11 +203,26 @@ fn chain(c: &mut Criterion) {
         .throughput(Throughput::Elements(ITEMS));
     group.bench_function("mpsc", |b| b.to_async(&rt).iter(mpsc_chain));
     group.bench_function("mpsc_select", |b| b.to_async(&rt).iter(mpsc_select_chain));
+    group.bench_function("kanal", |b| b.to_async(&rt).iter(kanal_chain));
     group.bench_function("ctxpipe", |b| b.to_async(&rt).iter(ctxpipe_chain));
     group.finish();
 }
 
-async fn io_tasks() -> usize {
+/// One call of the IO-bound stage: a tokio `sleep(1 ms)`.
+async fn tokio_sleep() {
+    tokio::time::sleep(IO_LATENCY).await;
+}
+
+/// One call of the IO-bound stage: a request to the simulated [`Device`].
+async fn device_request() {
+    Device::get().request().await;
+}
+
+async fn io_tasks<W, F>(wait: W) -> usize
+where
+    W: Fn() -> F + Copy + Send + 'static,
+    F: Future<Output = ()> + Send,
+{
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
@@ -167,7 +230,7 @@ async fn io_tasks() -> usize {
         let (next, done) = (next.clone(), done.clone());
         tasks.spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < IO_ITEMS {
-                tokio::time::sleep(Duration::from_millis(1)).await;
+                wait().await;
                 done.fetch_add(1, Ordering::Relaxed);
             }
         });
@@ -176,14 +239,18 @@ async fn io_tasks() -> usize {
     done.load(Ordering::Relaxed)
 }
 
-async fn io_ctxpipe(ordered: bool) -> usize {
-    let mut options = StageOptions::new("sleep").workers(IO_WORKERS);
+async fn io_ctxpipe<W, F>(wait: W, ordered: bool) -> usize
+where
+    W: Fn() -> F + Copy + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let mut options = StageOptions::new("io").workers(IO_WORKERS);
     if ordered {
         options = options.ordered();
     }
     let pipeline = Pipeline::new(&Context::background(), 0..IO_ITEMS)
-        .map(options, |_ctx, i| async move {
-            tokio::time::sleep(Duration::from_millis(1)).await;
+        .map(options, move |_ctx, i| async move {
+            wait().await;
             Ok(i)
         })
         .count();
@@ -191,26 +258,180 @@ async fn io_ctxpipe(ordered: bool) -> usize {
     n.expect("no stage fails")
 }
 
+/// A simulated IO device: every request completes [`IO_LATENCY`] after it is issued, served
+/// by one thread in issue order (the latencies are all equal, so that is deadline order).
+/// Unlike tokio's timer, which rounds a sleep up to its next millisecond tick, it is as exact
+/// as the operating system's timer slack (tens of microseconds), so 100 requests in a row
+/// take about 100 ms, as the ideal assumes.
+struct Device {
+    queue: Mutex<VecDeque<(Instant, oneshot::Sender<()>)>>,
+    issued: Condvar,
+}
+
+impl Device {
+    fn get() -> &'static Device {
+        static DEVICE: OnceLock<&'static Device> = OnceLock::new();
+        DEVICE.get_or_init(|| {
+            let device: &'static Device = Box::leak(Box::new(Device {
+                queue: Mutex::new(VecDeque::new()),
+                issued: Condvar::new(),
+            }));
+            std::thread::Builder::new()
+                .name("io-device".into())
+                .spawn(|| device.serve())
+                .expect("the device thread");
+            device
+        })
+    }
+
+    async fn request(&self) {
+        let (done, wait) = oneshot::channel();
+        let was_idle = {
+            let mut queue = self.queue.lock().expect("device queue");
+            queue.push_back((Instant::now() + IO_LATENCY, done));
+            queue.len() == 1
+        };
+        if was_idle {
+            self.issued.notify_one();
+        }
+        wait.await.expect("the device answers every request");
+    }
+
+    fn serve(&self) {
+        let mut queue = self.queue.lock().expect("device queue");
+        loop {
+            let Some(&(due, _)) = queue.front() else {
+                queue = self.issued.wait(queue).expect("device queue");
+                continue;
+            };
+            let now = Instant::now();
+            if due <= now {
+                let (_, done) = queue.pop_front().expect("a request");
+                let _ = done.send(());
+            } else {
+                queue = self
+                    .issued
+                    .wait_timeout(queue, due - now)
+                    .expect("device queue")
+                    .0;
+            }
+        }
+    }
+}
+
 fn io(c: &mut Criterion) {
+    io_group(c, "io_10k", tokio_sleep);
+    io_group(c, "io_10k_device", device_request);
+}
+
+fn io_group<W, F>(c: &mut Criterion, name: &str, wait: W)
+where
+    W: Fn() -> F + Copy + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
     let rt = runtime();
-    assert_eq!(rt.block_on(io_tasks()), IO_ITEMS);
-    assert_eq!(rt.block_on(io_ctxpipe(false)), IO_ITEMS);
-    assert_eq!(rt.block_on(io_ctxpipe(true)), IO_ITEMS);
-    let mut group = c.benchmark_group("io_10k");
+    assert_eq!(rt.block_on(io_tasks(wait)), IO_ITEMS);
+    assert_eq!(rt.block_on(io_ctxpipe(wait, false)), IO_ITEMS);
+    assert_eq!(rt.block_on(io_ctxpipe(wait, true)), IO_ITEMS);
+    let mut group = c.benchmark_group(name);
     group
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4))
         .throughput(Throughput::Elements(IO_ITEMS as u64));
-    group.bench_function("tasks", |b| b.to_async(&rt).iter(io_tasks));
+    group.bench_function("tasks", |b| b.to_async(&rt).iter(|| io_tasks(wait)));
     group.bench_function("ctxpipe", |b| {
-        b.to_async(&rt).iter(|| io_ctxpipe(black_box(false)))
+        b.to_async(&rt).iter(|| io_ctxpipe(wait, black_box(false)))
     });
     group.bench_function("ctxpipe_ordered", |b| {
-        b.to_async(&rt).iter(|| io_ctxpipe(black_box(true)))
+        b.to_async(&rt).iter(|| io_ctxpipe(wait, black_box(true)))
     });
     group.finish();
 }
 
-criterion_group!(benches, chain, io);
+/// Runs a pipeline whose one stage never finishes a call, waits until `calls` of them are
+/// pending and the source has produced all [`CANCEL_ITEMS`], then times `cancel()` to the
+/// pipeline's return (every task stopped, every item dropped).
+async fn cancel_in_flight(workers: usize, buffer: usize) -> Duration {
+    let (ctx, cancel) = Context::background().with_cancel();
+    let started = Arc::new(AtomicUsize::new(0));
+    let calls = started.clone();
+    let pipeline = Pipeline::<usize, Error>::new(&ctx, 0..CANCEL_ITEMS).map(
+        StageOptions::new("stuck")
+            .workers(workers)
+            .buffer(buffer)
+            .batch(1),
+        move |_ctx, i| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            async move {
+                std::future::pending::<()>().await;
+                Ok(i)
+            }
+        },
+    );
+    let progress = pipeline.progress();
+    let run = tokio::spawn(pipeline.count());
+    while started.load(Ordering::Relaxed) < workers || progress.produced() < CANCEL_ITEMS as u64 {
+        tokio::time::sleep(Duration::from_micros(100)).await;
+    }
+    let start = Instant::now();
+    cancel.cancel();
+    let result = run.await.expect("the pipeline task");
+    let latency = start.elapsed();
+    assert_eq!(result, Err(Error::Canceled));
+    latency
+}
+
+/// The hand-written equivalent of `cancel_in_flight(CANCEL_ITEMS, _)`: as many tasks, each
+/// waiting in a biased `select!` on a tokio-util token, joined by a `JoinSet`.
+async fn cancel_tasks() -> Duration {
+    let token = CancellationToken::new();
+    let started = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..CANCEL_ITEMS {
+        let (token, started) = (token.clone(), started.clone());
+        tasks.spawn(async move {
+            started.fetch_add(1, Ordering::Relaxed);
+            tokio::select! {
+                biased;
+                () = token.cancelled() => {}
+                () = std::future::pending() => {}
+            }
+        });
+    }
+    while started.load(Ordering::Relaxed) < CANCEL_ITEMS {
+        tokio::time::sleep(Duration::from_micros(100)).await;
+    }
+    let start = Instant::now();
+    token.cancel();
+    while tasks.join_next().await.is_some() {}
+    start.elapsed()
+}
+
+fn cancel_latency(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("cancel_10k_in_flight");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    for (name, workers, buffer) in [
+        ("100_calls_9900_queued", 100, CANCEL_ITEMS - 100),
+        ("10000_calls", CANCEL_ITEMS, 1),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| rt.block_on(cancel_in_flight(workers, buffer)))
+                    .sum()
+            })
+        });
+    }
+    group.bench_function("10000_tasks_select", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| rt.block_on(cancel_tasks())).sum())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, chain, io, cancel_latency);
 criterion_main!(benches);
