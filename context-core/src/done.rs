@@ -208,16 +208,17 @@ impl fmt::Debug for Watch {
     }
 }
 
-/// Where a [`Run`] registers its waker: its own registration, or a [`Watch`]'s.
+/// Where a [`Run`] registers its waker: its own registration, made the first time the inner
+/// future is pending (so a future ready at once sets up nothing), or a [`Watch`]'s.
 enum Slot<'a> {
-    Own(Registration),
+    Own(Option<Registration>),
     Shared(&'a mut Registration),
 }
 
 impl Slot<'_> {
     fn registration(&mut self) -> &mut Registration {
         match self {
-            Slot::Own(registration) => registration,
+            Slot::Own(registration) => registration.get_or_insert_with(Registration::default),
             Slot::Shared(registration) => registration,
         }
     }
@@ -241,7 +242,7 @@ pin_project! {
     impl<'a, F> PinnedDrop for Run<'a, F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if let Slot::Own(registration) = this.slot {
+            if let Slot::Own(Some(registration)) = this.slot {
                 registration.release(this.node);
             }
         }
@@ -252,7 +253,7 @@ impl<'a, F: Future> Run<'a, F> {
     pub(crate) fn new(node: &'a Arc<Node>, future: impl IntoFuture<IntoFuture = F>) -> Self {
         Run {
             node,
-            slot: Slot::Own(Registration::default()),
+            slot: Slot::Own(None),
             future: future.into_future(),
         }
     }
