@@ -7,7 +7,7 @@ use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use ctxpipe::{AfterFunc, CancelHandle, Context, Error};
+use ctxpipe::{stage, AfterFunc, CancelHandle, Context, Error};
 use tokio::runtime::Runtime;
 
 /// How long a whole test may run before it is called hung. Not a timing assertion: each test
@@ -488,6 +488,93 @@ fn many_tasks_waiting_on_one_context_all_wake() {
             });
             canceller.join().expect("the canceller finished");
             assert_eq!(woken.load(Ordering::SeqCst), 100, "round {round}");
+        }
+    });
+}
+
+/// A narrower context handed to [`alternate`] (a plain `Context` parameter would be taken as
+/// the stage's own).
+struct Narrower(Context);
+
+/// A stage whose awaits alternate between its own context and a narrower one it shadows `ctx`
+/// with, each pending once, and which then waits for good on one of the two: only a cancel
+/// can end it, and only if its registration followed the context in scope.
+#[stage]
+async fn alternate(
+    inner: Narrower,
+    rounds: u64,
+    park_on_inner: bool,
+    parked: Arc<AtomicUsize>,
+) -> Result<(), Error> {
+    for _ in 0..rounds {
+        tokio::task::yield_now().await;
+        let ctx = &inner.0;
+        tokio::task::yield_now().await;
+        let _ = ctx;
+    }
+    parked.fetch_add(1, Ordering::SeqCst);
+    if park_on_inner {
+        let ctx = &inner.0;
+        std::future::pending::<()>().await;
+        let _ = ctx;
+    } else {
+        std::future::pending::<()>().await;
+    }
+    Ok(())
+}
+
+#[test]
+fn stage_checkpoints_moving_between_contexts_never_miss_a_cancel() {
+    const STAGES: usize = 8;
+    with_hang_guard("stage-checkpoints", || {
+        let rt = runtime();
+        let mut rng = Rng::new(7);
+        for round in 0..300u64 {
+            let (outer, cancel_outer) = Context::background().with_cancel();
+            let (inner, cancel_inner) = outer.with_cancel();
+            let parked = Arc::new(AtomicUsize::new(0));
+            // A stage parked on `outer` ends only when `outer` is cancelled.
+            let cancel_outer_side = rng.below(2) == 0;
+            let stages: Vec<_> = (0..STAGES)
+                .map(|_| {
+                    let (outer, inner, parked) = (outer.clone(), inner.clone(), parked.clone());
+                    let rounds = rng.below(4);
+                    let park_on_inner = !cancel_outer_side || rng.below(2) == 0;
+                    rt.spawn(async move {
+                        alternate(&outer, Narrower(inner), rounds, park_on_inner, parked).await
+                    })
+                })
+                .collect();
+            // Half the rounds cancel once every stage is parked, half at any moment.
+            let wait_for_parked = rng.below(2) == 0;
+            let spins = rng.below(100);
+            let waiting = parked.clone();
+            let canceller = thread::spawn(move || {
+                while wait_for_parked && waiting.load(Ordering::SeqCst) < STAGES {
+                    thread::yield_now();
+                }
+                for _ in 0..spins {
+                    thread::yield_now();
+                }
+                if cancel_outer_side {
+                    cancel_outer.cancel();
+                } else {
+                    cancel_inner.cancel();
+                }
+                (cancel_outer, cancel_inner)
+            });
+            rt.block_on(async {
+                for stage in stages {
+                    let outcome = stage.await.expect("the stage did not panic");
+                    assert_eq!(outcome, Err(Error::Canceled), "round {round}");
+                }
+            });
+            drop(canceller.join().expect("the canceller finished"));
+            assert_eq!(
+                outer.__live_children(),
+                0,
+                "round {round}: cancelled children detach"
+            );
         }
     });
 }
