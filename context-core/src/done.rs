@@ -76,8 +76,14 @@ impl Registration {
     /// Removes the waker from `node`, if one is registered.
     fn release(&mut self, node: &Node) {
         if let Some(key) = self.key.take() {
-            // Once the node is done its wakers were taken and nothing is registered again, so a
-            // stale key finds nothing rather than someone else's waker.
+            // A cancel drains the wakers before it publishes its reason, under the lock, and
+            // nothing registers after it: once the reason shows, there is nothing to remove,
+            // and thousands of waiters ending at a cancel need not queue for the lock.
+            if node.has_reason() {
+                return;
+            }
+            // Otherwise a cancel may still come first; then the stale key finds nothing rather
+            // than someone else's waker.
             let removed = node.remove_waker(key);
             drop(removed);
         }
