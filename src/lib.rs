@@ -817,3 +817,8 @@ pub mod __private {
 /// `baggage`) across services, for hyper, axum and tonic (the `tower` feature).
 #[cfg(feature = "tower")]
 pub use context_tower as tower;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
