@@ -188,7 +188,7 @@ impl<T, U, E, F, K> Worker<T, U, E, F, K> {
             }
             let first = match received {
                 Ok(Some(first)) => first,
-                Ok(None) => return, // input ended: dropping `outlet` may close the output
+                Ok(None) => return, // input ended: the last worker to go drops the output
                 Err(_) => return self.stop(&mut tally),
             };
             let inputs = batch.len();
