@@ -179,9 +179,7 @@ impl Watch {
             future: future.into_future(),
         }
     }
-}
 
-impl Watch {
     /// The pending path of a [`Checkpoint`]: ready with `node`'s error once it is done,
     /// otherwise registers with it. A stage's awaits run one after another, so one
     /// registration serves them all; it moves to `node` when the stage awaits under a
