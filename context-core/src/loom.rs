@@ -3,13 +3,13 @@
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
-    atomic::{fence, AtomicU8, Ordering},
+    atomic::{AtomicU8, Ordering},
     Mutex, MutexGuard,
 };
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{
-    atomic::{fence, AtomicU8, Ordering},
+    atomic::{AtomicU8, Ordering},
     Mutex, MutexGuard,
 };
 

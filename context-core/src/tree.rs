@@ -47,7 +47,7 @@ use tokio::time::Instant;
 use crate::after_func::AfterEntry;
 use crate::cause::Cause;
 use crate::error::Error;
-use crate::loom::{fence, thread, AtomicU8, Mutex, MutexGuard, Ordering};
+use crate::loom::{thread, AtomicU8, Mutex, MutexGuard, Ordering};
 use crate::slab::Slab;
 use crate::timer;
 
@@ -246,8 +246,8 @@ impl Node {
     }
 
     /// `true` while the node is neither cancelled nor carrying a deadline: then it is open
-    /// without reading the clock. One relaxed load, for checkpoints' ready path (the slow path
-    /// behind a `false` calls `is_done`, which synchronises).
+    /// without reading the clock. One relaxed load (an open node tells its reader nothing to
+    /// synchronise with), so a caller's own state can stay in registers across it.
     #[inline]
     pub(crate) fn quiet(&self) -> bool {
         self.state.load(Ordering::Relaxed) & (REASON | HAS_DEADLINE) == 0
@@ -259,16 +259,12 @@ impl Node {
     /// the deadline has passed, expires it (see `expire`) so that every observer agrees.
     #[inline]
     pub(crate) fn is_done(&self) -> bool {
-        // Relaxed, then an Acquire fence once there is something to see: an open node tells
-        // its reader nothing, and a plain load lets the compiler keep the caller's own state in
-        // registers across the check (an Acquire load would make it reload). The fence pairs
-        // with the Release in `cancel_one` as an Acquire load would (invariant #2).
-        let state = self.state.load(Ordering::Relaxed);
-        if state & (REASON | HAS_DEADLINE) == 0 {
+        if self.quiet() {
             return false;
         }
-        fence(Ordering::Acquire);
-        state & REASON != 0 || self.check_deadline()
+        // `has_reason` loads with Acquire, so a reader that sees the cancel sees what came
+        // before it (invariant #2).
+        self.has_reason() || self.check_deadline()
     }
 
     #[cold]
