@@ -10,6 +10,7 @@
 //! - `pending_once`: a function awaiting 1,000 futures that are pending once (`yield_now`).
 //!   Target: the stage within 1.10x of the plain function and faster than the `select!` loop.
 
+use std::future::Future;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -118,21 +119,43 @@ fn runtime() -> Runtime {
         .expect("a current-thread runtime")
 }
 
-fn ready_futures(c: &mut Criterion) {
-    let rt = runtime();
-    let (ctx, _cancel) = Context::background().with_cancel();
-    let token = CancellationToken::new();
-    let mut group = c.benchmark_group("ready");
+/// One group: the plain function, the stage and the `select!` loop, each a call of [`AWAITS`]
+/// awaits.
+fn compare<P, S, T>(
+    c: &mut Criterion,
+    name: &str,
+    rt: &Runtime,
+    mut plain: impl FnMut() -> P,
+    mut stage: impl FnMut() -> S,
+    mut select: impl FnMut() -> T,
+) where
+    P: Future,
+    S: Future,
+    T: Future,
+{
+    let mut group = c.benchmark_group(name);
     group
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .throughput(Throughput::Elements(AWAITS));
-    group.bench_function("plain", |b| b.to_async(&rt).iter(plain_ready));
-    group.bench_function("stage", |b| b.to_async(&rt).iter(|| stage_ready(&ctx)));
-    group.bench_function("tokio_util_select", |b| {
-        b.to_async(&rt).iter(|| select_ready(&token))
-    });
+    group.bench_function("plain", |b| b.to_async(rt).iter(&mut plain));
+    group.bench_function("stage", |b| b.to_async(rt).iter(&mut stage));
+    group.bench_function("tokio_util_select", |b| b.to_async(rt).iter(&mut select));
     group.finish();
+}
+
+fn ready_futures(c: &mut Criterion) {
+    let rt = runtime();
+    let (ctx, _cancel) = Context::background().with_cancel();
+    let token = CancellationToken::new();
+    compare(
+        c,
+        "ready",
+        &rt,
+        plain_ready,
+        || stage_ready(&ctx),
+        || select_ready(&token),
+    );
 }
 
 fn ready_lock(c: &mut Criterion) {
@@ -140,36 +163,28 @@ fn ready_lock(c: &mut Criterion) {
     let (ctx, _cancel) = Context::background().with_cancel();
     let token = CancellationToken::new();
     let mutex = tokio::sync::Mutex::new(1);
-    let mut group = c.benchmark_group("ready_lock");
-    group
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .throughput(Throughput::Elements(AWAITS));
-    group.bench_function("plain", |b| b.to_async(&rt).iter(|| plain_lock(&mutex)));
-    group.bench_function("stage", |b| {
-        b.to_async(&rt).iter(|| stage_lock(&ctx, &mutex))
-    });
-    group.bench_function("tokio_util_select", |b| {
-        b.to_async(&rt).iter(|| select_lock(&token, &mutex))
-    });
-    group.finish();
+    compare(
+        c,
+        "ready_lock",
+        &rt,
+        || plain_lock(&mutex),
+        || stage_lock(&ctx, &mutex),
+        || select_lock(&token, &mutex),
+    );
 }
 
 fn pending_once(c: &mut Criterion) {
     let rt = runtime();
     let (ctx, _cancel) = Context::background().with_cancel();
     let token = CancellationToken::new();
-    let mut group = c.benchmark_group("pending_once");
-    group
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .throughput(Throughput::Elements(AWAITS));
-    group.bench_function("plain", |b| b.to_async(&rt).iter(plain_yield));
-    group.bench_function("stage", |b| b.to_async(&rt).iter(|| stage_yield(&ctx)));
-    group.bench_function("tokio_util_select", |b| {
-        b.to_async(&rt).iter(|| select_yield(&token))
-    });
-    group.finish();
+    compare(
+        c,
+        "pending_once",
+        &rt,
+        plain_yield,
+        || stage_yield(&ctx),
+        || select_yield(&token),
+    );
 }
 
 criterion_group!(benches, ready_futures, ready_lock, pending_once);
