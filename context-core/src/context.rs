@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::after_func::AfterFunc;
 use crate::cause::Cause;
-use crate::done::{Checkpoint, Done, Run, Watch};
+use crate::done::{Checked, Checkpoint, Done, Run, Watch};
 use crate::error::Error;
 use crate::tree::{Node, CANCELED};
 use crate::values::{Layer, Values};
@@ -320,6 +320,13 @@ impl Context {
     /// ```
     pub fn run<F: IntoFuture>(&self, future: F) -> Run<'_, F::IntoFuture> {
         Run::new(&self.node, future)
+    }
+
+    /// [`run`](Self::run) for a caller that has just seen [`is_done`](Self::is_done) return
+    /// `false`: the first poll does not check again (on a context with a deadline that check
+    /// reads the clock).
+    pub(crate) fn run_checked<F: IntoFuture>(&self, future: F) -> Checked<'_, F::IntoFuture> {
+        Checked::new(&self.node, future)
     }
 
     /// A [`Watch`] on this context: races many futures, one after another, against it while

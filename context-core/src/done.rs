@@ -268,11 +268,22 @@ impl<F: Future> Future for Run<'_, F> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let node: &Arc<Node> = this.node;
-        if let Some(err) = node.err() {
+        if let Some(err) = self.node.err() {
             return Poll::Ready(Err(err));
         }
+        self.poll_unchecked(cx)
+    }
+}
+
+impl<F: Future> Run<'_, F> {
+    /// A poll after the context was found open.
+    #[inline(always)]
+    fn poll_unchecked(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<<Self as Future>::Output> {
+        let this = self.project();
+        let node: &Arc<Node> = this.node;
         if let Poll::Ready(output) = this.future.poll(cx) {
             return Poll::Ready(Ok(output));
         }
@@ -281,6 +292,40 @@ impl<F: Future> Future for Run<'_, F> {
             // Done between the two checks: the inner future is dropped with `Run`.
             Poll::Ready(()) => Poll::Ready(Err(node.err().unwrap_or(Error::Canceled))),
         }
+    }
+}
+
+pin_project! {
+    /// [`Run`] for a caller that has just found the context open: the first poll does not
+    /// check it again (on a context with a deadline that check reads the clock). The
+    /// pipeline's workers check before calling a stage, so that a done context drops the item
+    /// without calling it, and race the call with this.
+    pub(crate) struct Checked<'a, F> {
+        #[pin]
+        run: Run<'a, F>,
+        first: bool,
+    }
+}
+
+impl<'a, F: Future> Checked<'a, F> {
+    pub(crate) fn new(node: &'a Arc<Node>, future: impl IntoFuture<IntoFuture = F>) -> Self {
+        Checked {
+            run: Run::new(node, future),
+            first: true,
+        }
+    }
+}
+
+impl<F: Future> Future for Checked<'_, F> {
+    type Output = Result<F::Output, Error>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if std::mem::take(this.first) {
+            return this.run.poll_unchecked(cx);
+        }
+        this.run.poll(cx)
     }
 }
 
@@ -453,6 +498,40 @@ mod tests {
             Some(0)
         );
         assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn checked_run_skips_only_its_first_check() {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let (counter, waker) = waker();
+        let mut cx = TaskContext::from_waker(&waker);
+        let polls = AtomicUsize::new(0);
+        let counted = std::future::poll_fn(|_| -> Poll<()> {
+            polls.fetch_add(1, Ordering::SeqCst);
+            Poll::Pending
+        });
+        let mut run = pin!(ctx.run_checked(counted));
+        // The caller has just checked: the future is polled, and registers once pending.
+        cancel.cancel();
+        assert_eq!(
+            run.as_mut().poll(&mut cx),
+            Poll::Ready(Err(Error::Canceled))
+        );
+        assert_eq!(polls.load(Ordering::SeqCst), 1);
+
+        // Later polls check first, as `run` does.
+        let (ctx, cancel) = Context::background().with_cancel();
+        let mut first = true;
+        let once = std::future::poll_fn(|_| -> Poll<()> {
+            assert!(std::mem::take(&mut first), "polled again on a done context");
+            Poll::Pending
+        });
+        let mut run = pin!(ctx.run_checked(once));
+        assert!(run.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(wakers(&ctx), 1);
+        cancel.cancel();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        assert_eq!(run.poll(&mut cx), Poll::Ready(Err(Error::Canceled)));
     }
 
     fn wakers(ctx: &Context) -> usize {

@@ -153,7 +153,7 @@ where
                 return Err(Stop::Canceled);
             }
             count(consumed, 1);
-            match ctx.run((self.0)(item)).await {
+            match ctx.run_checked((self.0)(item)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(err)) => return Err(Stop::Failed(err)),
                 Err(_) => return Err(Stop::Canceled),

@@ -194,15 +194,16 @@ impl<T, U, E, F, K> Worker<T, U, E, F, K> {
             let inputs = batch.len();
             let started = Instant::now();
             for item in batch.drain(..) {
-                // The checkpoint: one atomic load while the pipeline runs; a done context drops
-                // the item (and the rest of the batch) without calling the stage, and `run`
-                // drops a call that is still pending when the context ends.
+                // The checkpoint: one atomic load while the pipeline runs (and a read of the
+                // clock under a deadline); a done context drops the item (and the rest of the
+                // batch) without calling the stage. `run_checked` does not repeat it before the
+                // call's first poll, and drops a call still pending when the context ends.
                 if ctx.is_done() {
                     tally.busy += started.elapsed();
                     return self.stop(&mut tally);
                 }
                 tally.items_in += 1;
-                match ctx.run((stage.f)(ctx.clone(), item)).await {
+                match ctx.run_checked((stage.f)(ctx.clone(), item)).await {
                     Ok(Ok(result)) => K::emit(result, &mut out, &mut tally),
                     Ok(Err(err)) => {
                         // An error returned once the run's context is done is the call noticing
