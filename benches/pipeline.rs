@@ -13,6 +13,8 @@
 //!   - `ctxpipe`: `Pipeline::new(..).map(..).map(..).map(..).fold(..)`, one worker per stage.
 //!     Target: at most 1.0x `mpsc`, at least 5x faster than `mpsc_select`; stretch: at most
 //!     1.0x `kanal`.
+//!   - `mpsc_deadline`, `ctxpipe_deadline`: the same two under a deadline that does not pass,
+//!     which each stage checks against the clock per item.
 //! - `io_10k`: 10,000 items through one stage that sleeps 1 ms, with 100 workers. The ideal is
 //!   100 ms (100 sleeps in a row per worker), but a tokio `sleep(1 ms)` started right after a
 //!   timer tick ends at the second tick from there, so 100 sleeps in a row take about 200 ms on
@@ -63,6 +65,19 @@ fn expected_sum() -> u64 {
 }
 
 async fn mpsc_chain() -> u64 {
+    mpsc_chain_until(None).await
+}
+
+/// `mpsc_chain` whose stages stop once `deadline` has passed, checking the clock per item as
+/// a hand-written chain under a deadline does.
+async fn mpsc_deadline_chain() -> u64 {
+    mpsc_chain_until(Some(
+        tokio::time::Instant::now() + Duration::from_secs(3600),
+    ))
+    .await
+}
+
+async fn mpsc_chain_until(deadline: Option<tokio::time::Instant>) -> u64 {
     let (tx0, rx0) = mpsc::channel::<u64>(64);
     let (tx1, rx1) = mpsc::channel::<u64>(64);
     let (tx2, rx2) = mpsc::channel::<u64>(64);
@@ -77,6 +92,9 @@ async fn mpsc_chain() -> u64 {
     for (mut rx, tx) in [(rx0, tx1), (rx1, tx2), (rx2, tx3)] {
         tokio::spawn(async move {
             while let Some(v) = rx.recv().await {
+                if deadline.is_some_and(|deadline| tokio::time::Instant::now() >= deadline) {
+                    return;
+                }
                 if tx.send(v + 1).await.is_err() {
                     return;
                 }
@@ -175,7 +193,17 @@ async fn mpsc_select_chain() -> u64 {
 }
 
 async fn ctxpipe_chain() -> u64 {
-    let pipeline = Pipeline::new(&Context::background(), 0..ITEMS)
+    ctxpipe_chain_in(Context::background()).await
+}
+
+/// The same under a deadline that does not pass: each item's checks read the clock.
+async fn ctxpipe_deadline_chain() -> u64 {
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(3600));
+    ctxpipe_chain_in(ctx).await
+}
+
+async fn ctxpipe_chain_in(ctx: Context) -> u64 {
+    let pipeline = Pipeline::new(&ctx, 0..ITEMS)
         .map("a", |_ctx, v: u64| async move { Ok(v + 1) })
         .map("b", |_ctx, v| async move { Ok(v + 1) })
         .map("c", |_ctx, v| async move { Ok(v + 1) })
@@ -189,9 +217,11 @@ fn chain(c: &mut Criterion) {
     let expected = expected_sum();
     for (name, sum) in [
         ("mpsc", rt.block_on(mpsc_chain())),
+        ("mpsc_deadline", rt.block_on(mpsc_deadline_chain())),
         ("mpsc_select", rt.block_on(mpsc_select_chain())),
         ("kanal", rt.block_on(kanal_chain())),
         ("ctxpipe", rt.block_on(ctxpipe_chain())),
+        ("ctxpipe_deadline", rt.block_on(ctxpipe_deadline_chain())),
     ] {
         assert_eq!(sum, expected, "{name} lost items");
     }
@@ -202,9 +232,15 @@ fn chain(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(12))
         .throughput(Throughput::Elements(ITEMS));
     group.bench_function("mpsc", |b| b.to_async(&rt).iter(mpsc_chain));
+    group.bench_function("mpsc_deadline", |b| {
+        b.to_async(&rt).iter(mpsc_deadline_chain)
+    });
     group.bench_function("mpsc_select", |b| b.to_async(&rt).iter(mpsc_select_chain));
     group.bench_function("kanal", |b| b.to_async(&rt).iter(kanal_chain));
     group.bench_function("ctxpipe", |b| b.to_async(&rt).iter(ctxpipe_chain));
+    group.bench_function("ctxpipe_deadline", |b| {
+        b.to_async(&rt).iter(ctxpipe_deadline_chain)
+    });
     group.finish();
 }
 
