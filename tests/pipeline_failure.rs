@@ -337,6 +337,29 @@ async fn the_callers_deadline_stops_every_stage() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_deadline_that_passes_during_a_call_stops_the_next_one() {
+    // Each call moves the clock on by 1 ms: the one that reaches the deadline ends with it,
+    // and no item after it is taken, though the source has plenty left.
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(10));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let result: Result<Vec<u64>, Error> = Pipeline::new(&ctx, 0..1_000u64)
+        .map("tick", move |_ctx, n| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                tokio::time::advance(Duration::from_millis(1)).await;
+                Ok(n)
+            }
+        })
+        .collect()
+        .await;
+    assert_eq!(result, Err(Error::DeadlineExceeded));
+    assert_eq!(calls.load(Ordering::SeqCst), 10);
+    // The shared deadline timer, armed while the calls were pending, ends on its next turn.
+    settle(0).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_already_done_context_runs_nothing() {
     let (ctx, cancel) = Context::background().with_cancel();
     cancel.cancel();
