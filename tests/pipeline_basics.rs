@@ -57,26 +57,18 @@ async fn map_filter_flat_and_exact_report() {
     assert_eq!(report.errors(), 0);
     let names: Vec<_> = report.stages.iter().map(|s| s.name.as_ref()).collect();
     assert_eq!(names, ["double", "fourths", "triple"]);
-    let double = report.stage("double").unwrap();
-    assert_eq!(
+    // (items in, items out, filtered, workers)
+    let counts = |name: &str| {
+        let stage = report.stage(name).unwrap();
         (
-            double.items_in,
-            double.items_out,
-            double.filtered,
-            double.workers
-        ),
-        (1000, 1000, 0, 1)
-    );
-    let fourths = report.stage("fourths").unwrap();
-    assert_eq!(
-        (
-            fourths.items_in,
-            fourths.items_out,
-            fourths.filtered,
-            fourths.workers
-        ),
-        (1000, 500, 500, 3)
-    );
+            stage.items_in,
+            stage.items_out,
+            stage.filtered,
+            stage.workers,
+        )
+    };
+    assert_eq!(counts("double"), (1000, 1000, 0, 1));
+    assert_eq!(counts("fourths"), (1000, 500, 500, 3));
     let triple = report.stage("triple").unwrap();
     assert_eq!((triple.items_in, triple.items_out), (500, 1500));
     for stage in &report.stages {

@@ -298,8 +298,8 @@ impl<F: Future> Run<'_, F> {
 pin_project! {
     /// [`Run`] for a caller that has just found the context open: the first poll does not
     /// check it again (on a context with a deadline that check reads the clock). The
-    /// pipeline's workers check before calling a stage, so that a done context drops the item
-    /// without calling it, and race the call with this.
+    /// pipeline's workers and sinks check before calling user code, so that a done context
+    /// drops the item without calling it, and race the call with this.
     pub(crate) struct Checked<'a, F> {
         #[pin]
         run: Run<'a, F>,
