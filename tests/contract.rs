@@ -1054,14 +1054,19 @@ fn pending_with_flag(dropped: &Arc<AtomicBool>) -> impl Future<Output = ()> {
     }
 }
 
+/// Cancels through `cancel` once `after` has passed, from another task.
+fn cancel_in(after: Duration, cancel: CancelHandle) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        cancel.cancel();
+    })
+}
+
 #[tokio::test(start_paused = true)]
 async fn run_returns_canceled_and_drops_the_future_when_cancelled_first() {
     let (ctx, cancel) = Context::background().with_cancel();
     let dropped = Arc::new(AtomicBool::new(false));
-    let canceller = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        cancel.cancel();
-    });
+    let canceller = cancel_in(Duration::from_secs(1), cancel);
     assert_eq!(
         ctx.run(pending_with_flag(&dropped)).await,
         Err(Error::Canceled)
@@ -1128,10 +1133,7 @@ async fn a_watch_ends_a_pending_future_on_cancel_and_at_the_deadline() {
     let (ctx, cancel) = Context::background().with_cancel();
     let mut watch = ctx.watch();
     let dropped = Arc::new(AtomicBool::new(false));
-    let canceller = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        cancel.cancel();
-    });
+    let canceller = cancel_in(Duration::from_secs(1), cancel);
     assert_eq!(
         watch.run(pending_with_flag(&dropped)).await,
         Err(Error::Canceled)
