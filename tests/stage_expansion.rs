@@ -174,3 +174,35 @@ async fn generated_names_do_not_clash_with_the_users() {
     let ctx = Context::background().with_value(Limit(1));
     assert_eq!(hygienic(&ctx, "x").await, Result::Ok("x"));
 }
+
+#[stage(crate = crate::counting)]
+async fn attributed(ran: &Cell<u32>) -> Result<(), Error> {
+    #[cfg(not(test))]
+    ran.set(ran.get() + num(100).await);
+    #[cfg(test)]
+    ran.set(ran.get() + num(1).await);
+    #[cfg(not(test))]
+    num(100).await;
+    #[allow(unused_must_use)]
+    fallible(1).await;
+    let list = [
+        #[cfg(not(test))]
+        num(100).await,
+        num(2).await,
+    ];
+    ran.set(ran.get() + list.iter().sum::<u32>());
+    Result::Ok(())
+}
+
+#[tokio::test]
+async fn attributes_on_an_await_stay_on_its_checkpoint() {
+    let ran = Cell::new(0);
+    let _ = counting::take();
+    assert_eq!(
+        attributed(&Context::background(), &ran).await,
+        Result::Ok(())
+    );
+    // Only the awaits that `cfg` keeps ran, and each is a checkpoint.
+    assert_eq!(ran.get(), 3);
+    assert_eq!(counting::take(), 3);
+}

@@ -12,9 +12,11 @@ use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
+use syn::token::Paren;
 use syn::visit_mut::{self, VisitMut};
 use syn::{
-    Arm, Attribute, Expr, ExprAwait, FieldValue, Ident, Item, Local, Macro, Meta, Stmt, Token,
+    Arm, Attribute, Expr, ExprAwait, ExprParen, FieldValue, Ident, Item, Local, Macro, Meta, Stmt,
+    Token,
 };
 
 use super::validate::ReturnSpans;
@@ -160,9 +162,13 @@ impl<'a> Checkpoints<'a> {
                 ::core::result::Result::Err(#error) => #ret,
             }
         };
-        let mut parens = Group::new(Delimiter::Parenthesis, tokens);
-        parens.set_span(ours);
-        Expr::Verbatim(parens.into_token_stream())
+        // An `ExprParen`, so that `visit_expr_mut` can put back the attributes the await carried
+        // (`#[cfg(..)]`, lints, a misspelt attribute that rustc must report).
+        Expr::Paren(ExprParen {
+            attrs: Vec::new(),
+            paren_token: Paren(ours),
+            expr: Box::new(Expr::Verbatim(tokens)),
+        })
     }
 
     /// Rewrites the expressions inside a macro call, if its input parses as expressions.
