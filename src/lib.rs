@@ -382,7 +382,7 @@ pub use context_macros::ctx_value;
 /// The pipeline runs as [`Pipeline`] documents: each stage reads a bounded queue with its own
 /// workers (tokio tasks), the first error cancels every other stage and is what the future
 /// returns, cancelling `ctx` stops everything promptly, a panic is resumed in the caller, and
-/// when the future completes (or is dropped) no task it started is alive.
+/// when the future completes no task it started is alive (dropped midway, it aborts them all).
 ///
 /// # Grammar
 ///
@@ -676,7 +676,9 @@ pub mod __private {
         message = "`{Self}` is not a context value",
         label = "expected a type declared with `#[ctx_value]`",
         note = "declare it where it is defined: `#[ctx_value] struct {Self}`, or \
-                `impl ctxpipe::CtxValue for {Self} {{}}`"
+                `impl ctxpipe::CtxValue for {Self} {{}}`",
+        note = "a type from another crate cannot be declared there: wrap it in a type of your \
+                own, `#[ctx_value] struct MyValue(Inner);`"
     )]
     pub trait ValueParam {
         /// The value of this type in `ctx`.

@@ -116,7 +116,8 @@ type Build<T, E> = Box<dyn FnOnce(&mut Scope<E>, Inlet) -> Receiver<T> + Send>;
 ///   resumed in the caller (with [`std::panic::resume_unwind`]) once every task has stopped,
 ///   as [`std::thread::scope`] does.
 /// - **Structured.** When the future completes, every task it spawned has finished. When it is
-///   dropped midway, every task is aborted and the items in flight are dropped with them.
+///   dropped midway, every task is aborted: the runtime drops each one, with the items it
+///   holds, the next time it schedules it (tokio ends aborted tasks asynchronously).
 ///   Either way the pipeline's context is then cancelled (as Go's `errgroup` does when `Wait`
 ///   returns), so work a stage spawned with its context learns that the run is over.
 ///
