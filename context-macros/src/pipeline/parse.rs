@@ -230,7 +230,12 @@ impl Body {
                 tokens = init;
             }
         }
-        let mut pieces = split(tokens, arrow_at).into_iter();
+        let mut pieces = split(tokens, arrow_at)
+            .into_iter()
+            .enumerate()
+            .flat_map(|(i, piece)| split_mistaken_arrows(piece, i == 0, errors))
+            .collect::<Vec<_>>()
+            .into_iter();
         let first = pieces.next().unwrap_or_default();
         let (from, source) = match first.split_first() {
             Some((from, rest)) if is_ident(from, "from") => {
@@ -377,6 +382,70 @@ fn split(tokens: &[TokenTree], at: fn(&[TokenTree]) -> Option<usize>) -> Vec<&[T
     pieces
 }
 
+/// `piece` (the source, or `=>` and a step), split again where it only fails to parse because
+/// `->` was written for `=>`: each such `->` is reported and then read as `=>`, so that the
+/// steps after it are still checked. A piece that parses keeps its `->`s (a closure's return
+/// type, a `fn() -> T` type).
+fn split_mistaken_arrows<'a>(
+    piece: &'a [TokenTree],
+    is_source: bool,
+    errors: &mut Errors,
+) -> Vec<&'a [TokenTree]> {
+    let arrows: Vec<usize> = (0..piece.len())
+        .filter(|&i| is_thin_arrow(&piece[i..]) && !(i > 0 && is_bar(&piece[i - 1])))
+        .collect();
+    if arrows.is_empty() || parses_as_step(piece, is_source) {
+        return vec![piece];
+    }
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for &at in &arrows {
+        errors.error(
+            piece[at..at + 2].iter().cloned().collect::<TokenStream>(),
+            "expected `=>` between the steps of a pipeline, found `->`",
+        );
+        pieces.push(&piece[start..at]);
+        start = at;
+    }
+    pieces.push(&piece[start..]);
+    pieces
+}
+
+/// Whether the expression in `piece` parses: after `from` (and `stream`) or the arrow, and
+/// before the `[..]` options.
+fn parses_as_step(piece: &[TokenTree], is_source: bool) -> bool {
+    let mut expr = match piece {
+        [from, rest @ ..] if is_source && is_ident(from, "from") => rest,
+        _ if is_source => piece,
+        _ => piece.get(2..).unwrap_or_default(),
+    };
+    if let [stream, next, rest @ ..] = expr {
+        if is_source && is_ident(stream, "stream") && starts_expr(next) {
+            expr = &expr[expr.len() - rest.len() - 1..];
+        }
+    }
+    if let [call @ .., TokenTree::Group(group)] = expr {
+        if group.delimiter() == Delimiter::Bracket {
+            expr = call;
+        }
+    }
+    syn::parse2::<Expr>(expr.iter().cloned().collect()).is_ok()
+}
+
+/// `->`: a joint `-` followed by `>`.
+fn is_thin_arrow(tokens: &[TokenTree]) -> bool {
+    matches!(
+        tokens,
+        [TokenTree::Punct(minus), TokenTree::Punct(gt), ..]
+            if minus.as_char() == '-' && minus.spacing() == Spacing::Joint && gt.as_char() == '>'
+    )
+}
+
+/// `|`, as after a closure's parameters (`|x| -> T { .. }`).
+fn is_bar(token: &TokenTree) -> bool {
+    matches!(token, TokenTree::Punct(bar) if bar.as_char() == '|')
+}
+
 /// `=>`: a joint `=` followed by `>`.
 fn arrow_at(tokens: &[TokenTree]) -> Option<usize> {
     match tokens {
@@ -458,6 +527,32 @@ mod tests {
         assert_eq!(options, [1, 2, 0]);
         let last = body.steps[2].expr.as_ref().expect("the sink");
         assert_eq!(last.to_token_stream().to_string(), "collect");
+    }
+
+    #[test]
+    fn a_thin_arrow_for_a_fat_one_is_reported_and_read_as_one() {
+        let mut errors = Errors::new();
+        let input = Input::parse(
+            quote!(from xs -> parse [workers = 2] => |x: u32| -> Result<u32, E> { Ok(x) } -> collect),
+            &mut errors,
+        );
+        let messages: Vec<String> = errors
+            .check()
+            .expect_err("errors")
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(
+            messages,
+            ["expected `=>` between the steps of a pipeline, found `->`"; 2]
+        );
+        let read = input.body.expect("a body");
+        assert!(read.source.is_some());
+        assert_eq!(read.steps.len(), 3, "the closure keeps its return type");
+        assert!(read.steps.iter().all(|step| step.expr.is_some()));
+
+        let fine = body(quote!(from xs => |x: u32| -> Result<u32, E> { Ok(x) } => collect));
+        assert_eq!(fine.steps.len(), 2);
     }
 
     #[test]
