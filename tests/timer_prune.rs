@@ -58,3 +58,56 @@ async fn cancelled_requests_do_not_keep_the_timer_busy_until_their_deadlines() {
         "the timer task ended instead of sleeping until the cancelled deadlines"
     );
 }
+
+async fn settle() {
+    for _ in 0..32 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_timer_task_ends_with_the_last_request_waiting_on_a_deadline() {
+    let baseline = alive_tasks();
+    for finish in ["dropped", "cancelled"] {
+        let (ctx, cancel) = Context::background().with_timeout(Duration::from_secs(3600));
+        // A call that waits (so the deadline is armed) and finishes long before it.
+        let ran = ctx.run(tokio::time::sleep(Duration::from_millis(1))).await;
+        assert_eq!(ran, Ok(()));
+        assert_eq!(
+            alive_tasks(),
+            baseline + 1,
+            "{finish}: the timer holds the hour"
+        );
+        if finish == "cancelled" {
+            cancel.cancel();
+            settle().await;
+            assert_eq!(
+                alive_tasks(),
+                baseline,
+                "{finish}: no task sleeps until the deadline of a context that is done"
+            );
+        }
+        drop((ctx, cancel));
+        settle().await;
+        assert_eq!(
+            alive_tasks(),
+            baseline,
+            "{finish}: no task sleeps until the deadline of a context that is gone"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_later_deadline_is_still_served_when_the_earliest_is_forgotten() {
+    let (early, early_cancel) = Context::background().with_timeout(Duration::from_secs(1));
+    let (late, _late_cancel) = Context::background().with_timeout(Duration::from_secs(2));
+    arm(&early);
+    arm(&late);
+    drop((early, early_cancel));
+    settle().await;
+
+    let start = tokio::time::Instant::now();
+    late.done().await;
+    assert_eq!(late.err(), Some(Error::DeadlineExceeded));
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+}

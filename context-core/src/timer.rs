@@ -79,13 +79,40 @@ fn next_serial() -> u64 {
 /// Entries made useless (their node was cancelled or dropped) since the last prune.
 static STALE: AtomicUsize = AtomicUsize::new(0);
 
-/// Notes that `count` timer entries no longer matter. Once they are half of all entries, the
-/// next timer operation drops them, so short-lived requests with long timeouts do not pile up
-/// entries (and the memory of their nodes) until their deadlines.
+/// Notes that `count` timer entries no longer matter (their node was cancelled or dropped).
+///
+/// Once they are half of all entries, the next timer operation drops them, so short-lived
+/// requests with long timeouts do not pile up entries (and the memory of their nodes) until
+/// their deadlines. A timer whose earliest entry is now stale is woken to drop it, and ends if
+/// nothing else is left: no task outlives the last deadline anyone waits on.
 pub(crate) fn forget(count: usize) {
-    if count > 0 {
-        STALE.fetch_add(count, Ordering::Relaxed);
+    if count == 0 {
+        return;
     }
+    STALE.fetch_add(count, Ordering::Relaxed);
+    let mut looked_at = Vec::new();
+    let timers = timers();
+    for timer in timers.iter() {
+        if let Some(Reverse(first)) = timer.heap.peek() {
+            if is_stale(first, &mut looked_at) {
+                timer.wake.notify_one();
+            }
+        }
+    }
+    drop(timers);
+    drop(looked_at);
+}
+
+/// Whether `entry`'s node is gone or done. A node it upgrades is pushed on `looked_at`, to be
+/// released after the registry lock (dropping the last handle of a node takes its parent's
+/// lock, and may call `forget`).
+fn is_stale(entry: &Entry, looked_at: &mut Vec<Arc<Node>>) -> bool {
+    let Some(node) = entry.node.upgrade() else {
+        return true;
+    };
+    let done = node.has_reason();
+    looked_at.push(node);
+    done
 }
 
 /// Drops the entries whose node is gone or done, if they are many; under the registry lock.
@@ -100,14 +127,9 @@ fn prune(timers: &mut [RuntimeTimer]) -> Vec<Arc<Node>> {
     }
     STALE.store(0, Ordering::Relaxed);
     for timer in timers {
-        timer.heap.retain(|Reverse(entry)| {
-            let Some(node) = entry.node.upgrade() else {
-                return false;
-            };
-            let open = !node.has_reason();
-            looked_at.push(node);
-            open
-        });
+        timer
+            .heap
+            .retain(|Reverse(entry)| !is_stale(entry, &mut looked_at));
     }
     looked_at
 }
@@ -199,6 +221,13 @@ async fn run(task: u64, wake: Arc<Notify>, mut abandon: Abandon) {
             let mut due = Vec::new();
             while heap.peek().is_some_and(|Reverse(first)| first.at <= now) {
                 due.extend(heap.pop().map(|Reverse(entry)| entry.node));
+            }
+            // What `forget` woke us for: a stale entry must not keep the task sleeping.
+            while heap
+                .peek()
+                .is_some_and(|Reverse(first)| is_stale(first, &mut pruned))
+            {
+                heap.pop();
             }
             let next = heap.peek().map(|Reverse(first)| first.at);
             if next.is_none() {

@@ -489,15 +489,17 @@ impl Node {
 
 impl Node {
     /// Takes the parent out of a node that is going away, detaching from it unless the node's
-    /// cancel already did.
+    /// cancel already did, and tells the shared timer when its entry for the node is stale.
     fn release_parent(&mut self) -> Option<Arc<Node>> {
-        let parent = self.parent.take()?;
         let state = self.state.load(Ordering::Relaxed);
-        if state & DETACHED == 0 {
-            parent.detach(self.slot as usize);
-        }
+        // Also for a node with no parent (a child of `background()`): its timer entry, if
+        // any, is now stale.
         if state & (TIMER_ARMED | REASON) == TIMER_ARMED {
             timer::forget(1);
+        }
+        let parent = self.parent.take()?;
+        if state & DETACHED == 0 {
+            parent.detach(self.slot as usize);
         }
         Some(parent)
     }
