@@ -111,10 +111,14 @@ type Build<T, E> = Box<dyn FnOnce(&mut Scope<E>, Inlet) -> Receiver<T> + Send>;
 /// - **Cancellation.** When the caller's context is cancelled or its deadline passes, every
 ///   step stops promptly and the run returns that [`Error`] converted into `E`. Whichever
 ///   ends the pipeline first, an error or the caller's context, is what the run returns; once
-///   every step has finished its input, a cancellation no longer changes the result.
+///   every step has finished its input, a cancellation no longer changes the result. The
+///   synchronous sinks ([`fold`](Self::fold), [`for_each`](Self::for_each)) notice it between
+///   batches, after the batch in hand (the *sink batch* below);
+///   [`try_for_each`](Self::try_for_each) before each item.
 /// - **Panics.** A panic in a stage, the source or the sink cancels everything else and is
 ///   resumed in the caller (with [`std::panic::resume_unwind`]) once every task has stopped,
-///   as [`std::thread::scope`] does.
+///   as [`std::thread::scope`] does. A panic is never lost: it is resumed even when an error
+///   ended the run first (say, an item whose `Drop` panics as the run is cancelled).
 /// - **Structured.** When the future completes, every task it spawned has finished. When it is
 ///   dropped midway, every task is aborted: the runtime drops each one, with the items it
 ///   holds, the next time it schedules it (tokio ends aborted tasks asynchronously).
