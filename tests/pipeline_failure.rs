@@ -359,6 +359,41 @@ async fn a_deadline_that_passes_during_a_call_stops_the_next_one() {
     settle(0).await;
 }
 
+#[tokio::test]
+async fn a_cancel_stops_a_long_expansion_midway() {
+    let (ctx, cancel) = Context::background().with_cancel();
+    let taken = Arc::new(AtomicUsize::new(0));
+    let counted = taken.clone();
+    // The expansion cancels the run itself once it is well under way.
+    let result = Pipeline::<_, Error>::new(&ctx, [()])
+        .flat_map("endless", move |_ctx, ()| {
+            let (cancel, counted) = (cancel.clone(), counted.clone());
+            async move {
+                Ok((0..2_000_000u64).inspect(move |&n| {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    if n == 5_000 {
+                        cancel.cancel();
+                    }
+                }))
+            }
+        })
+        .count()
+        .await;
+    assert_eq!(result, Err(Error::Canceled));
+    let taken = taken.load(Ordering::SeqCst);
+    assert!(
+        (5_001..=5_001 + 1024).contains(&taken),
+        "{taken} items taken: the worker looks at its context every 1024"
+    );
+
+    // A long expansion that nobody cancels goes on whole.
+    let n = Pipeline::<_, Error>::new(&Context::background(), [10_000u64, 3])
+        .flat_map("long", |_ctx, n| async move { Ok(0..n) })
+        .count()
+        .await;
+    assert_eq!(n, Ok(10_003));
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_already_done_context_runs_nothing() {
     let (ctx, cancel) = Context::background().with_cancel();

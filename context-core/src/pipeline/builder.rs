@@ -324,6 +324,10 @@ where
     /// Adds a stage that expands each item into any number of outputs: `f(ctx, item)` returns
     /// `Result<I, E>` and every item of `I` goes on, in order.
     ///
+    /// A worker takes an expansion whole before passing it on, so a long one is held in
+    /// memory at once (see *Batches and backpressure*); it looks at the context every 1024
+    /// items of it, so a cancel stops even an endless one.
+    ///
     /// ```
     /// use ctxpipe::{Context, Error, Pipeline};
     ///

@@ -34,8 +34,14 @@ fn next_take(take: usize, items: usize, elapsed: Duration, cap: usize) -> usize 
 
 /// How a stage's `Ok` value becomes outputs: one item, zero or one, or many.
 pub(crate) trait Emit<R, U>: 'static {
-    fn emit(result: R, out: &mut Vec<U>, tally: &mut Tally);
+    /// Appends the outputs of `result` to `out`; `false` if `ctx` ended before they were all
+    /// taken (only a long expansion looks).
+    fn emit(result: R, out: &mut Vec<U>, tally: &mut Tally, ctx: &Context) -> bool;
 }
+
+/// How many items of an expansion a `flat_map` worker takes between two looks at its context,
+/// so that a cancel stops even a very long (or endless) expansion.
+const EXPANSION_CHECK: usize = 1024;
 
 /// `Ok(u)`: one output.
 pub(crate) enum Map {}
@@ -46,15 +52,16 @@ pub(crate) enum Flat {}
 
 impl<U> Emit<U, U> for Map {
     #[inline]
-    fn emit(result: U, out: &mut Vec<U>, tally: &mut Tally) {
+    fn emit(result: U, out: &mut Vec<U>, tally: &mut Tally, _: &Context) -> bool {
         out.push(result);
         tally.items_out += 1;
+        true
     }
 }
 
 impl<U> Emit<Option<U>, U> for Filter {
     #[inline]
-    fn emit(result: Option<U>, out: &mut Vec<U>, tally: &mut Tally) {
+    fn emit(result: Option<U>, out: &mut Vec<U>, tally: &mut Tally, _: &Context) -> bool {
         match result {
             Some(item) => {
                 out.push(item);
@@ -62,15 +69,26 @@ impl<U> Emit<Option<U>, U> for Filter {
             }
             None => tally.filtered += 1,
         }
+        true
     }
 }
 
 impl<I: IntoIterator> Emit<I, I::Item> for Flat {
     #[inline]
-    fn emit(result: I, out: &mut Vec<I::Item>, tally: &mut Tally) {
-        let before = out.len();
-        out.extend(result);
-        tally.items_out += (out.len() - before) as u64;
+    fn emit(result: I, out: &mut Vec<I::Item>, tally: &mut Tally, ctx: &Context) -> bool {
+        let mut items = result.into_iter();
+        loop {
+            let before = out.len();
+            out.extend(items.by_ref().take(EXPANSION_CHECK));
+            let taken = out.len() - before;
+            tally.items_out += taken as u64;
+            if taken < EXPANSION_CHECK {
+                return true;
+            }
+            if ctx.is_done() {
+                return false;
+            }
+        }
     }
 }
 
@@ -204,7 +222,12 @@ impl<T, U, E, F, K> Worker<T, U, E, F, K> {
                 }
                 tally.items_in += 1;
                 match ctx.run_checked((stage.f)(ctx.clone(), item)).await {
-                    Ok(Ok(result)) => K::emit(result, &mut out, &mut tally),
+                    Ok(Ok(result)) => {
+                        if !K::emit(result, &mut out, &mut tally, ctx) {
+                            tally.busy += started.elapsed();
+                            return self.stop(&mut tally);
+                        }
+                    }
                     Ok(Err(err)) => {
                         // An error returned once the run's context is done is the call noticing
                         // the cancellation (a `#[stage]` checkpoint ends with `Canceled`), not
