@@ -157,8 +157,12 @@ async fn a_pending_after_func_keeps_its_child_attached_until_stopped() {
         "the pending call keeps the child attached"
     );
     assert!(call.stop(), "stopped while pending");
-    drop(call);
-    assert_eq!(parent.__live_children(), 0, "detached once stopped");
+    assert_eq!(
+        parent.__live_children(),
+        0,
+        "detached once stopped, though the handle is kept"
+    );
+    assert!(!call.stop(), "stopped once");
 }
 
 #[tokio::test(start_paused = true)]

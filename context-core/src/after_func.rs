@@ -1,12 +1,13 @@
 //! [`AfterFunc`]: run a function once a context is done (Go's `context.AfterFunc`).
 //!
-//! The pending call lives in the node's `after` slab. Its entry holds the shared state, and the
-//! shared state holds the node: the cycle is deliberate. It keeps a context with a pending call
-//! attached to its parent even after every handle to it is dropped, so the call still fires when
-//! an ancestor is cancelled. The cycle ends when the call is started or stopped.
+//! The pending call lives in the node's `after` slab, and its entry holds the node: the cycle
+//! is deliberate. It keeps a context with a pending call attached to its parent even after every
+//! handle to it is dropped, so the call still fires when an ancestor is cancelled. The cycle
+//! ends when the call is started or stopped. The `AfterFunc` handle holds the node weakly, so
+//! a handle kept after that keeps nothing attached.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use tokio::runtime::Handle;
 
@@ -27,7 +28,8 @@ pub struct AfterFunc {
 struct Shared {
     /// `PENDING` until the call is started (`RUNNING`) or stopped (`STOPPED`); moves once.
     state: AtomicU8,
-    node: Arc<Node>,
+    /// Upgradable while the call is pending: the entry holds the node.
+    node: Weak<Node>,
     /// Key of the entry in the node's `after` slab.
     key: usize,
 }
@@ -35,6 +37,8 @@ struct Shared {
 /// The entry kept in the node until the context is done.
 pub(crate) struct AfterEntry {
     shared: Arc<Shared>,
+    /// The node this entry is kept in: the deliberate cycle (see the module docs), never read.
+    _node: Arc<Node>,
     call: Box<dyn FnOnce() + Send>,
     /// The runtime that was current at registration; the call is spawned there.
     runtime: Option<Handle>,
@@ -53,6 +57,7 @@ impl AfterFunc {
             let handle = AfterFunc::new(PENDING, node, inner.after.next_key());
             let key = inner.after.insert(AfterEntry {
                 shared: handle.shared.clone(),
+                _node: node.clone(),
                 call,
                 runtime,
             });
@@ -73,7 +78,7 @@ impl AfterFunc {
         AfterFunc {
             shared: Arc::new(Shared {
                 state: AtomicU8::new(state),
-                node: node.clone(),
+                node: Arc::downgrade(node),
                 key,
             }),
         }
@@ -105,13 +110,16 @@ impl AfterFunc {
             return false;
         }
         // The entry is still in the slab, or a cancel has just taken it and will see STOPPED.
-        // Either way the key is ours: nothing else is inserted at it while the entry lives.
-        let removed = shared
-            .node
+        // Either way the key is ours: nothing else is inserted at it while the entry lives. If
+        // the node is gone, so is the entry (it held the node).
+        let Some(node) = shared.node.upgrade() else {
+            return true;
+        };
+        let removed = node
             .lock()
             .as_mut()
             .and_then(|inner| inner.after.remove(shared.key));
-        // The user's closure is dropped outside the lock.
+        // The user's closure, and the entry's hold on the node, are dropped outside the lock.
         drop(removed);
         true
     }
