@@ -271,6 +271,32 @@ fn deadlines_are_served_outside_any_runtime() {
     assert_eq!(fired.load(Ordering::SeqCst), 1, "exactly once");
 }
 
+#[test]
+fn an_after_func_outlives_the_runtime_that_armed_its_deadline() {
+    // The call waits on a child: the deadline it needs is its parent's.
+    let (ctx, _cancel) = Context::background().with_timeout(Duration::from_millis(50));
+    let (child, _child_cancel) = ctx.with_cancel();
+    let (tx, rx) = mpsc::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a current-thread runtime builds");
+    let _call = runtime.block_on(async {
+        let call = child.after_func(move || {
+            let _ = tx.send(());
+        });
+        settle().await; // the runtime's timer task takes the deadline
+        call
+    });
+    drop(runtime);
+    // Nothing looks at the contexts: only a timer can start the call.
+    assert!(
+        rx.recv_timeout(HANG_GUARD).is_ok(),
+        "after_func fired at the deadline, with the runtime that armed it gone"
+    );
+    assert_eq!(child.err(), Some(Error::DeadlineExceeded));
+}
+
 /// Polls `ctx.done()` once on a fresh current-thread runtime, optionally lets that runtime's
 /// tasks run, then shuts the runtime down.
 fn wait_once_then_shut_down(ctx: &Context, let_tasks_run: bool) {

@@ -140,15 +140,19 @@ static TIMELESS: Mutex<Vec<runtime::Id>> = Mutex::new(Vec::new());
 /// Makes sure someone will cancel `node`'s deadline owner at the deadline, if it has one and no
 /// timer holds it yet. Call it after registering a waiter.
 pub(crate) fn arm(node: &Arc<Node>) {
+    match Handle::try_current() {
+        Ok(handle) if !is_timeless(handle.id()) => arm_on(node, &handle),
+        _ => arm_on(node, fallback()),
+    }
+}
+
+/// [`arm`] on `handle`'s timer.
+fn arm_on(node: &Arc<Node>, handle: &Handle) {
     let Some((owner, at)) = node.claim_timer() else {
         return;
     };
-    let handle = match Handle::try_current() {
-        Ok(handle) if !is_timeless(handle.id()) => handle,
-        _ => fallback().clone(),
-    };
     push(
-        &handle,
+        handle,
         Entry {
             at,
             seq: next_serial(),
@@ -297,10 +301,14 @@ impl Drop for Abandon {
         if self.finished {
             return;
         }
-        // Lets the next waiter of each pending node arm a timer again.
+        // Lets the next waiter of each pending node arm a timer again, on its own runtime. A
+        // pending `after_func` has no next waiter: its deadline moves to the fallback timer.
         for Reverse(entry) in self.take().into_iter().flat_map(|timer| timer.heap) {
             if let Some(node) = entry.node.upgrade() {
                 node.disarm_timer();
+                if !node.has_reason() && node.has_pending_after_func() {
+                    arm_on(&node, fallback());
+                }
             }
         }
     }

@@ -326,6 +326,26 @@ impl Node {
         self.deadline
     }
 
+    /// Whether this node or one of its descendants has an `after_func` call pending. Walks
+    /// the subtree one lock at a time; for the rare moment a runtime shuts down with deadlines
+    /// pending (see `timer::Abandon`).
+    pub(crate) fn has_pending_after_func(self: &Arc<Node>) -> bool {
+        let mut stack = vec![self.clone()];
+        while let Some(node) = stack.pop() {
+            let guard = node.lock();
+            if let Some(inner) = guard.as_ref() {
+                if !inner.after.is_empty() {
+                    return true;
+                }
+                stack.extend(inner.children.iter().filter_map(Weak::upgrade));
+            }
+            // The lock goes before the node, which may be its last handle (its drop locks its
+            // parent).
+            drop(guard);
+        }
+        false
+    }
+
     #[inline]
     pub(crate) fn can_be_canceled(&self) -> bool {
         self.state.load(Ordering::Relaxed) & NEVER == 0
