@@ -212,8 +212,10 @@ impl Context {
     /// `f` runs at most once, on its own task on the tokio runtime that was current here (or on
     /// a new thread if there was none) — never inside `cancel()`. If the context is already done
     /// it is started at once. While it is pending it keeps this context attached to its parent,
-    /// so it fires when an ancestor is cancelled even if every handle was dropped. Dropping the
-    /// returned [`AfterFunc`] does not stop it; [`AfterFunc::stop`] does.
+    /// so it fires when an ancestor is cancelled even if every handle was dropped. A deadline
+    /// starts it without anything polling the context, even when the runtime shuts down before
+    /// the deadline (the call then runs on a new thread). Dropping the returned [`AfterFunc`]
+    /// does not stop it; [`AfterFunc::stop`] does.
     ///
     /// ```
     /// use ctxpipe::Context;
