@@ -12,7 +12,9 @@
 //!   `DeadlineExceeded`, which wakes every waiter of every descendant.
 //!
 //! The timer of a runtime is one task, spawned when its heap gets its first entry and finished
-//! when the heap is empty, so an idle runtime has none. Its sleep runs on tokio's clock, so
+//! when the heap is empty, so an idle runtime has none. Entries of contexts that ended early are
+//! dropped as they come first (the task looks once a second, see `SWEEP`), so a task outlives
+//! the last deadline anyone waits on by at most that. Its sleep runs on tokio's clock, so
 //! `tokio::time::pause()` drives it. Outside any runtime, waiters use one shared background
 //! thread that runs a small runtime of its own. The heap holds `Weak` references: a context that
 //! is dropped before its deadline keeps only its allocation (not its children or values) until
@@ -22,6 +24,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Duration;
 
 use tokio::runtime::{self, Handle};
 use tokio::sync::Notify;
@@ -80,28 +83,19 @@ fn next_serial() -> u64 {
 static STALE: AtomicUsize = AtomicUsize::new(0);
 
 /// Notes that `count` timer entries no longer matter (their node was cancelled or dropped).
-///
 /// Once they are half of all entries, the next timer operation drops them, so short-lived
 /// requests with long timeouts do not pile up entries (and the memory of their nodes) until
-/// their deadlines. A timer whose earliest entry is now stale is woken to drop it, and ends if
-/// nothing else is left: no task outlives the last deadline anyone waits on.
+/// their deadlines.
 pub(crate) fn forget(count: usize) {
-    if count == 0 {
-        return;
+    if count > 0 {
+        STALE.fetch_add(count, Ordering::Relaxed);
     }
-    STALE.fetch_add(count, Ordering::Relaxed);
-    let mut looked_at = Vec::new();
-    let timers = timers();
-    for timer in timers.iter() {
-        if let Some(Reverse(first)) = timer.heap.peek() {
-            if is_stale(first, &mut looked_at) {
-                timer.wake.notify_one();
-            }
-        }
-    }
-    drop(timers);
-    drop(looked_at);
 }
+
+/// How often a timer task looks at its earliest entry even when it is not due: it drops that
+/// entry if it is stale, and ends once none is left. So no task outlives by more than this the
+/// last deadline anyone waits on, without a wakeup per finished request.
+const SWEEP: Duration = Duration::from_secs(1);
 
 /// Whether `entry`'s node is gone or done. A node it upgrades is pushed on `looked_at`, to be
 /// released after the registry lock (dropping the last handle of a node takes its parent's
@@ -226,7 +220,7 @@ async fn run(task: u64, wake: Arc<Notify>, mut abandon: Abandon) {
             while heap.peek().is_some_and(|Reverse(first)| first.at <= now) {
                 due.extend(heap.pop().map(|Reverse(entry)| entry.node));
             }
-            // What `forget` woke us for: a stale entry must not keep the task sleeping.
+            // A stale entry must not keep the task sleeping (see `SWEEP`).
             while heap
                 .peek()
                 .is_some_and(|Reverse(first)| is_stale(first, &mut pruned))
@@ -247,9 +241,10 @@ async fn run(task: u64, wake: Arc<Notify>, mut abandon: Abandon) {
         let Some(next) = next else {
             break;
         };
+        let wake_at = next.min(now + SWEEP);
         // A runtime built without `enable_time` panics here, once: its deadlines move to the
         // fallback timer, and so do later ones.
-        let sleep = match std::panic::catch_unwind(|| time::sleep_until(next)) {
+        let sleep = match std::panic::catch_unwind(|| time::sleep_until(wake_at)) {
             Ok(sleep) => sleep,
             Err(_) => {
                 move_to_fallback(&mut abandon);
