@@ -123,7 +123,9 @@ type Build<T, E> = Box<dyn FnOnce(&mut Scope<E>, Inlet) -> Receiver<T> + Send>;
 ///   dropped midway, every task is aborted: the runtime drops each one, with the items it
 ///   holds, the next time it schedules it (tokio ends aborted tasks asynchronously).
 ///   Either way the pipeline's context is then cancelled (as Go's `errgroup` does when `Wait`
-///   returns), so work a stage spawned with its context learns that the run is over.
+///   returns), so work a stage spawned with its context learns that the run is over. (The
+///   runtime's shared deadline timer is not the pipeline's: a wait under a deadline may have
+///   started it, and it ends within a second of the last deadline anyone waits on.)
 ///
 /// # Batches and backpressure
 ///
