@@ -26,8 +26,10 @@
 //!
 //! - **Malformed list-members are dropped one by one**, the rest are kept: a key that is not a
 //!   token, a value with a byte outside `baggage-octet` (control characters, spaces, non-ASCII),
-//!   a broken percent-escape, a value that is not UTF-8 once decoded, a malformed property.
-//!   Properties are checked and then ignored (their meaning is opaque to the spec).
+//!   a broken percent-escape, a malformed property. Properties are checked and then ignored
+//!   (their meaning is opaque to the spec).
+//! - **Escapes that decode to invalid UTF-8** are replaced with U+FFFD, as the spec requires;
+//!   the member is kept.
 //! - **Limits.** The spec asks every platform to propagate at least 64 list-members and 8192
 //!   bytes; this is exactly what is read ([`MAX_MEMBERS`], [`MAX_BYTES`]). List-members beyond
 //!   the 64th, or that do not end within the first 8192 bytes (several `baggage` headers count
@@ -479,6 +481,31 @@ fn parse_member(item: &[u8]) -> Option<Member<'_>> {
     })
 }
 
+/// `value` (one `baggage` header as received) without the list-members whose key is in `keys`;
+/// the others are kept byte for byte. `None` when nothing is left.
+pub(crate) fn without_keys(value: &HeaderValue, keys: &[&str]) -> Option<HeaderValue> {
+    let bytes = value.as_bytes();
+    let is_dropped = |member: &[u8]| {
+        let key = member
+            .split(|&b| b == b'=' || b == b';')
+            .next()
+            .unwrap_or_default();
+        keys.iter().any(|k| k.as_bytes() == trim_ows(key))
+    };
+    if !bytes.split(|&b| b == b',').any(is_dropped) {
+        return Some(value.clone());
+    }
+    let kept: Vec<&[u8]> = bytes
+        .split(|&b| b == b',')
+        .filter(|member| !is_dropped(member) && !trim_ows(member).is_empty())
+        .collect();
+    if kept.is_empty() {
+        return None;
+    }
+    // Parts of a valid header value joined by commas: still a valid header value.
+    HeaderValue::from_bytes(&kept.join(&b","[..])).ok()
+}
+
 /// `property = key OWS "=" OWS value / key OWS` (already trimmed).
 fn is_property(property: &[u8]) -> bool {
     let (key, value) = match property.iter().position(|&b| b == b'=') {
@@ -490,7 +517,8 @@ fn is_property(property: &[u8]) -> bool {
         && value.iter().copied().all(is_baggage_octet)
 }
 
-/// Decodes `%XX` escapes; `None` for a broken escape or a result that is not UTF-8.
+/// Decodes `%XX` escapes; `None` for a broken escape. Bytes that are not UTF-8 once decoded
+/// become U+FFFD, as the spec requires.
 fn percent_decode(value: &[u8]) -> Option<Cow<'_, str>> {
     if !value.contains(&b'%') {
         return std::str::from_utf8(value).ok().map(Cow::Borrowed);
@@ -509,7 +537,10 @@ fn percent_decode(value: &[u8]) -> Option<Cow<'_, str>> {
             rest = tail;
         }
     }
-    String::from_utf8(out).ok().map(Cow::Owned)
+    Some(Cow::Owned(match String::from_utf8(out) {
+        Ok(text) => text,
+        Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
+    }))
 }
 
 fn hex_value(digit: u8) -> Option<u8> {
@@ -635,10 +666,19 @@ mod tests {
     #[test]
     fn malformed_members_are_dropped_one_by_one() {
         let header: &[u8] =
-            b"a=1,=2,b,c=\"q\",d=x y,e=%4,f=%ZZ,g=%FF,h=\xc3\xa9,i=1;,j=1;=p,k=ok,l\x01=1,m=\t7\t";
+            b"a=1,=2,b,c=\"q\",d=x y,e=%4,f=%ZZ,h=\xc3\xa9,i=1;,j=1;=p,k=ok,l\x01=1,m=\t7\t";
         assert_eq!(
             pairs(&[header]),
             [pair("a", "1"), pair("k", "ok"), pair("m", "7")]
+        );
+        assert_eq!(
+            pairs(&[b"g=%FF,n=x%C3,o=%C3%A9"]),
+            [
+                pair("g", "\u{FFFD}"),
+                pair("n", "x\u{FFFD}"),
+                pair("o", "é")
+            ],
+            "escapes that are not UTF-8 become U+FFFD"
         );
         assert_eq!(
             pairs(&[b",,, a=1 ,,"]),

@@ -191,17 +191,32 @@ fn prepare(headers: &mut HeaderMap, ctx: &Context, baggage: &Baggage) -> Result<
         if left.is_zero() {
             return Err(Error::DeadlineExceeded);
         }
-        let shorter_already = headers
-            .get(grpc_timeout::HEADER)
-            .and_then(|value| grpc_timeout::parse(value.as_bytes()).ok())
-            .is_some_and(|asked| asked <= left);
-        if !shorter_already {
-            headers.insert(grpc_timeout::HEADER, grpc_timeout::format(left));
+        // One value goes out, the shortest: a repeated header is malformed on the other side.
+        let asked = headers.get_all(grpc_timeout::HEADER);
+        let shortest = asked
+            .iter()
+            .filter_map(|value| grpc_timeout::parse(value.as_bytes()).ok())
+            .min();
+        match shortest {
+            Some(shortest) if shortest <= left && asked.iter().count() == 1 => {}
+            Some(shortest) if shortest <= left => {
+                headers.insert(grpc_timeout::HEADER, grpc_timeout::format(shortest));
+            }
+            _ => {
+                headers.insert(grpc_timeout::HEADER, grpc_timeout::format(left));
+            }
         }
     }
     if let Some(ours) = baggage.to_header(ctx) {
-        let theirs: Vec<HeaderValue> = headers.get_all(baggage::HEADER).iter().cloned().collect();
-        headers.insert(baggage::HEADER, ours);
+        // Ours first, and each of our keys once: a forwarded copy would be stale, and receivers
+        // disagree on which duplicate wins.
+        let written: Vec<&str> = baggage::parse([ours.as_bytes()]).map(|m| m.key()).collect();
+        let theirs: Vec<HeaderValue> = headers
+            .get_all(baggage::HEADER)
+            .iter()
+            .filter_map(|value| baggage::without_keys(value, &written))
+            .collect();
+        headers.insert(baggage::HEADER, ours.clone());
         for value in theirs {
             headers.append(baggage::HEADER, value);
         }

@@ -95,7 +95,7 @@ impl InvalidTimeout {
         match self.reason {
             Reason::Empty => "malformed grpc-timeout: empty value",
             Reason::Digits => "malformed grpc-timeout: expected 1 to 8 ASCII digits and a unit",
-            Reason::TooLong => "malformed grpc-timeout: more than 8 digits",
+            Reason::TooLong => "malformed grpc-timeout: longer than 8 digits and a unit",
             Reason::Unit => "malformed grpc-timeout: expected a unit, one of H M S m u n",
             Reason::Repeated => "malformed timeout: the header is repeated",
             Reason::Millis => "malformed timeout header: expected whole milliseconds",

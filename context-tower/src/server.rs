@@ -294,11 +294,19 @@ fn parse_millis(value: &[u8]) -> Result<Duration, InvalidTimeout> {
     Ok(Duration::from_millis(millis))
 }
 
-/// `application/grpc`, optionally followed by `+proto`, `+json`, ... (or grpc-web's variants).
+/// `application/grpc`, alone or followed by `+proto`, `+json`, ... (or grpc-web's variants,
+/// `-web`, `-web-text`) or by parameters; media types are case-insensitive.
 fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+    const GRPC: &[u8] = b"application/grpc";
+    headers.get(CONTENT_TYPE).is_some_and(|value| {
+        let value = value.as_bytes();
+        value.len() >= GRPC.len()
+            && value[..GRPC.len()].eq_ignore_ascii_case(GRPC)
+            && matches!(
+                value.get(GRPC.len()),
+                None | Some(b'+' | b'-' | b';' | b' ')
+            )
+    })
 }
 
 /// A response the layer makes without the handler.
@@ -540,5 +548,35 @@ impl<B> fmt::Debug for ServerBody<B> {
                 .finish_non_exhaustive(),
             Kind::Message { text } => f.debug_struct("ServerBody").field("text", text).finish(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::header::CONTENT_TYPE;
+    use http::HeaderMap;
+
+    use super::is_grpc;
+
+    #[test]
+    fn grpc_is_told_by_its_media_type_in_any_case() {
+        let grpc = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, value.parse().unwrap());
+            is_grpc(&headers)
+        };
+        for value in [
+            "application/grpc",
+            "application/grpc+proto",
+            "Application/gRPC",
+            "application/grpc-web-text",
+            "application/grpc; charset=utf-8",
+        ] {
+            assert!(grpc(value), "{value}");
+        }
+        for value in ["application/grpcx", "application/json", "application/grp"] {
+            assert!(!grpc(value), "{value}");
+        }
+        assert!(!is_grpc(&HeaderMap::new()));
     }
 }

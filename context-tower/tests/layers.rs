@@ -433,6 +433,55 @@ async fn the_client_writes_the_time_left_and_declared_values_only() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_client_sends_one_timeout_and_each_of_its_keys_once() {
+    let sent = Arc::default();
+    let client = ClientLayer::new()
+        .baggage(common::baggage())
+        .layer(transport(&sent, Some(Duration::ZERO)));
+    let (ctx, _cancel) = Context::background()
+        .with_value(UserId(2))
+        .with_timeout(Duration::from_secs(2));
+
+    // What a proxy forwards: two timeouts, and baggage that holds a stale copy of our key.
+    let forwarded = [
+        ("grpc-timeout", "1S"),
+        ("grpc-timeout", "5S"),
+        ("baggage", "user-id=1,trace=x"),
+        ("baggage", " user-id = 3 ;p"),
+        ("baggage", "region=eu"),
+    ];
+    client
+        .clone()
+        .oneshot(with_ctx(&ctx, &forwarded))
+        .await
+        .unwrap();
+    client
+        .oneshot(with_ctx(
+            &ctx,
+            &[("grpc-timeout", "9S"), ("grpc-timeout", "bogus")],
+        ))
+        .await
+        .unwrap();
+
+    let sent = sent.lock().unwrap();
+    assert_eq!(
+        header(&sent[0], "grpc-timeout"),
+        ["1000000u"],
+        "the shortest, once"
+    );
+    assert_eq!(
+        header(&sent[0], "baggage"),
+        ["user-id=2", "trace=x", "region=eu"],
+        "our value, and the forwarded members without our key"
+    );
+    assert_eq!(
+        header(&sent[1], "grpc-timeout"),
+        ["2000000u"],
+        "the time left"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_layers_context_serves_requests_without_one() {
     let sent = Arc::default();
     let (fallback, _cancel) = Context::background()
