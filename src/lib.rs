@@ -824,3 +824,32 @@ pub use context_tower as tower;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeExamples;
+
+/// A stage in a crate on edition 2024: a checkpoint is the user's own expression, so it may
+/// sit in a let chain (which the macro's own edition, 2021, would reject).
+///
+/// ```edition2024
+/// use ctxpipe::{stage, Context, Error};
+///
+/// #[stage]
+/// async fn sum_below(rx: &mut tokio::sync::mpsc::Receiver<u32>, limit: u32) -> Result<u32, Error> {
+///     let mut sum = 0;
+///     while let Some(x) = rx.recv().await
+///         && x < limit
+///     {
+///         sum += x;
+///     }
+///     Ok(sum)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+/// for x in [1, 2, 9, 3] {
+///     tx.send(x).await.unwrap();
+/// }
+/// assert_eq!(sum_below(&Context::background(), &mut rx, 5).await, Ok(3));
+/// # }
+/// ```
+#[cfg(doctest)]
+struct StageInEdition2024;

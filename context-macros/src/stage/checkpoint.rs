@@ -15,8 +15,8 @@ use syn::punctuated::Punctuated;
 use syn::token::Paren;
 use syn::visit_mut::{self, VisitMut};
 use syn::{
-    Arm, Attribute, Expr, ExprAwait, ExprParen, FieldValue, Ident, Item, Local, Macro, Meta, Stmt,
-    Token,
+    Arm, Attribute, Expr, ExprAwait, ExprMethodCall, FieldValue, Ident, Item, Local, Macro, Meta,
+    Stmt, Token,
 };
 
 use super::validate::ReturnSpans;
@@ -130,7 +130,7 @@ impl<'a> Checkpoints<'a> {
     /// `base.await` as a checkpoint on the context in scope at the await:
     ///
     /// ```text
-    /// (match __private::checkpoint(base, &ctx, &mut __watch).await {
+    /// ctx.__stage_await(match __private::checkpoint(base, &ctx, &mut __watch).await {
     ///     Ok(value) => value,
     ///     Err(error) => return __private::stage_error(error),
     /// })
@@ -138,6 +138,13 @@ impl<'a> Checkpoints<'a> {
     ///
     /// A `match` rather than `?`: `?` would report a wrong return type once per await, while
     /// `stage_error` reports it once, at the return type (identical diagnostics are merged).
+    ///
+    /// The identity call `ctx.__stage_await(..)` makes the checkpoint as a whole the user's
+    /// expression: its first token is `ctx` with the span of the first token of `base`, and its
+    /// parentheses have the span of `.await`, both the user's own. So lints about the value
+    /// (an unused `Result`) point at the user's text, and the user's edition applies around it
+    /// (a 2024 let chain). A path in that place would be linted as the user's
+    /// (`unused_qualifications`); the user's `ctx` is always in scope there.
     fn checkpoint(&self, await_expr: ExprAwait) -> Expr {
         let ExprAwait {
             base,
@@ -145,6 +152,8 @@ impl<'a> Checkpoints<'a> {
             await_token,
             ..
         } = await_expr;
+        let first = syn::spanned::Spanned::span(&base);
+        let base = without_delimiters(*base);
         let at = await_token.span;
         let ours = Span::mixed_site().located_at(at);
         // The user's `ctx` as seen at the await: shadowing it narrows this checkpoint.
@@ -162,12 +171,18 @@ impl<'a> Checkpoints<'a> {
                 ::core::result::Result::Err(#error) => #ret,
             }
         };
-        // An `ExprParen`, so that `visit_expr_mut` can put back the attributes the await carried
-        // (`#[cfg(..)]`, lints, a misspelt attribute that rustc must report).
-        Expr::Paren(ExprParen {
+        let mut receiver = self.ctx.clone();
+        receiver.set_span(first);
+        // An `ExprMethodCall`, so that `visit_expr_mut` can put back the attributes the await
+        // carried (`#[cfg(..)]`, lints, a misspelt attribute that rustc must report).
+        Expr::MethodCall(ExprMethodCall {
             attrs: Vec::new(),
-            paren_token: Paren(ours),
-            expr: Box::new(Expr::Verbatim(tokens)),
+            receiver: Box::new(Expr::Verbatim(receiver.into_token_stream())),
+            dot_token: Token![.](ours),
+            method: Ident::new("__stage_await", ours),
+            turbofish: None,
+            paren_token: Paren(at),
+            args: Punctuated::from_iter([Expr::Verbatim(tokens)]),
         })
     }
 
@@ -199,6 +214,26 @@ impl<'a> Checkpoints<'a> {
             }
         }
         self.changed |= changed;
+    }
+}
+
+/// `base` without the parentheses (or braces around one expression) it needed before `.await`:
+/// as the argument it becomes, rustc would call them unnecessary.
+fn without_delimiters(base: Expr) -> Expr {
+    match base {
+        Expr::Paren(paren) if paren.attrs.is_empty() => *paren.expr,
+        Expr::Block(mut block)
+            if block.attrs.is_empty() && block.label.is_none() && block.block.stmts.len() == 1 =>
+        {
+            match block.block.stmts.pop() {
+                Some(Stmt::Expr(expr, None)) => expr,
+                other => {
+                    block.block.stmts.extend(other);
+                    Expr::Block(block)
+                }
+            }
+        }
+        base => base,
     }
 }
 
