@@ -203,9 +203,10 @@ fn stmts(stmts: &[syn::Stmt]) -> TokenStream {
 ///
 /// `async fn first(s: &str) -> Result<&str, E>` borrows its output from its only input
 /// lifetime; with `ctx: &Context` added there would be two, and elision would fail. So the
-/// input lifetime is named (`'a`, or the name it already has) and given to the elided output
-/// lifetimes: `async fn first<'a>(ctx: &Context, s: &'a str) -> Result<&'a str, E>`. A receiver
-/// borrowed as `&self` already decides elision, so it needs nothing. Lifetimes hidden in paths
+/// input lifetime is named (`'elided`, or the name it already has) and given to the elided
+/// output lifetimes: `async fn first<'elided>(ctx: &Context, s: &'elided str) ->
+/// Result<&'elided str, E>`. Not `'a`: a method cannot see its impl's lifetimes, and `impl<'a>`
+/// is common. A receiver borrowed as `&self` already decides elision, so it needs nothing. Lifetimes hidden in paths
 /// (`Ref<T>` for `Ref<'_, T>`) cannot be seen here: such a function must name them.
 fn keep_elision(sig: &mut Signature, all_tokens: &TokenStream) {
     let ReturnType::Type(_, output) = &mut sig.output else {
@@ -266,11 +267,11 @@ fn mentions_reference(ty: &Type) -> bool {
     found.references > 0
 }
 
-/// `'a` to `'z`, then `'a1`…: the first that `used` does not contain.
+/// `'elided`, then `'elided1`, `'elided2`…: the first that `used` does not contain (`used` holds
+/// names without the quote).
 fn fresh_lifetime(used: &[String]) -> Option<String> {
-    let letters = ('a'..='z').map(String::from);
-    let numbered = (1..1000).flat_map(|n| ('a'..='z').map(move |c| format!("{c}{n}")));
-    letters
+    let numbered = (1..1000).map(|n| format!("elided{n}"));
+    std::iter::once("elided".to_owned())
         .chain(numbered)
         .find(|name| !used.contains(name))
         .map(|name| format!("'{name}"))
@@ -410,8 +411,8 @@ mod tests {
         );
         assert_eq!(
             sig,
-            quote!(async fn f<'a, T>(ctx: &::ctxpipe::__private::Context, s: &'a str, n: T)
-                -> Result<&'a str, E>)
+            quote!(async fn f<'elided, T>(ctx: &::ctxpipe::__private::Context, s: &'elided str, n: T)
+                -> Result<&'elided str, E>)
             .to_string()
         );
         // A name already used in the function is not reused.
@@ -419,12 +420,12 @@ mod tests {
             quote!(),
             quote!(
                 async fn f(s: &str) -> Result<&'_ str, E> {
-                    let _: &'a str = s;
+                    let _: &'elided str = s;
                     Ok(s)
                 }
             ),
         );
-        assert!(sig.contains("< 'b >"), "{sig}");
+        assert!(sig.contains("< 'elided1 >"), "{sig}");
         // A named input lifetime is given to the output.
         let sig = signature_of(
             quote!(),
@@ -470,9 +471,9 @@ mod tests {
 
     #[test]
     fn fresh_lifetimes_skip_used_names() {
-        let used: Vec<String> = ('a'..='z').map(String::from).collect();
-        assert_eq!(super::fresh_lifetime(&[]).as_deref(), Some("'a"));
-        assert_eq!(super::fresh_lifetime(&used).as_deref(), Some("'a1"));
+        let used = ["elided".to_owned(), "a".to_owned()];
+        assert_eq!(super::fresh_lifetime(&[]).as_deref(), Some("'elided"));
+        assert_eq!(super::fresh_lifetime(&used).as_deref(), Some("'elided1"));
     }
 
     #[test]

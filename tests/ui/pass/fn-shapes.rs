@@ -184,6 +184,25 @@ impl Fetch for Service {
     }
 }
 
+/// Methods of an impl with its own lifetime, borrowing their output from an elided input.
+struct Parser<'a> {
+    source: &'a str,
+}
+
+impl<'a> Parser<'a> {
+    #[stage]
+    async fn rest(&self, skip: usize) -> Result<&'a str, Error> {
+        tokio::task::yield_now().await;
+        Ok(self.source.get(skip..).unwrap_or(""))
+    }
+
+    #[stage]
+    async fn first_word(input: &str) -> Result<&str, Error> {
+        tokio::task::yield_now().await;
+        Ok(input.split(' ').next().unwrap_or(""))
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let ctx = Context::background().with_value(UserId(7));
@@ -219,5 +238,8 @@ async fn main() -> Result<(), Error> {
     assert_eq!(Arc::new(Service { hits: 5 }).by_arc(&ctx).await?, 5);
     assert_eq!(service.by_value(&ctx).await?, 2);
     assert_eq!(instrumented(&ctx, 4).await?, 4);
+    let parser = Parser { source: "ab cd" };
+    assert_eq!(parser.rest(&ctx, 3).await?, "cd");
+    assert_eq!(Parser::first_word(&ctx, parser.source).await?, "ab");
     Ok(())
 }
