@@ -181,9 +181,23 @@ pub use context_core::*;
 /// # Limits
 ///
 /// - Awaits inside macro calls whose input is not expressions, such as the branches of
-///   `tokio::select!`, are not checkpoints; neither is anything inside `stringify!`.
+///   `tokio::select!`, are not checkpoints; nor are awaits inside macros that quote their
+///   input (`stringify!`, `assert!`, `debug_assert!`, `dbg!`, anyhow's `ensure!`), which would
+///   otherwise print the checkpoint's code in place of yours.
+/// - Every checkpoint borrows `ctx`, so `ctx` cannot be moved while awaits follow: to hand the
+///   context to a spawned task, clone it into another name
+///   (`let task_ctx = ctx.clone(); tokio::spawn(async move { work(&task_ctx).await })`).
+/// - `ctx.done().await` inside a stage is itself a checkpoint on `ctx`, so it returns
+///   `Err(Canceled)` rather than running what follows; to clean up once the context ends,
+///   mark that await `#[uninterruptible]`. Likewise `ctx.run(f).await` returns from the stage
+///   when `ctx` ends, rather than handing back `run`'s `Err`.
+/// - A stage written by a `macro_rules!` macro names its `ctx` with the hygiene of the
+///   function's name: a body passed by the caller sees it when the name is passed too
+///   (`async fn $name(..) $body`); otherwise pass the context's name in as well and use
+///   `#[stage(ctx = $ctx)]`.
 /// - A parameter whose type is a path ending in `Context` (without generic arguments) is taken
-///   as the declared context.
+///   as the declared context, also another crate's (`opentelemetry::Context`, `tera::Context`):
+///   give such a type another name (`use tera::Context as Template;`).
 /// - Shadowing `ctx` with something that is not a `Context` makes the awaits after it fail to
 ///   compile; name the context otherwise with `ctx = name`.
 /// - An output that borrows through a lifetime hidden in a path (`Ref<T>` for `Ref<'_, T>`)

@@ -107,13 +107,14 @@ async fn everywhere(#[ctx_value] limit: &Limit, flag: bool) -> Result<u32, Error
     let text = format!("{}", num(1).await); // 16
     assert_eq!(num(1).await, 1); // 17
     total += u32::from(text == "1");
-    // Not checkpoints: closures, async blocks, nested items, `stringify!`, opted out.
+    // Not checkpoints: closures, async blocks, nested items, quoting macros, opted out.
     let closure = |n: u32| async move { num(n).await };
     let block = async { num(1).await };
     async fn nested_item() -> u32 {
         num(1).await
     }
     let spelled = stringify!(num(1).await);
+    assert!(num(1).await == 1, "quoted by `assert!`: not a checkpoint");
     let kept = #[uninterruptible]
     closure(1).await;
     #[uninterruptible]

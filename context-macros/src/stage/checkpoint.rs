@@ -6,7 +6,8 @@
 //! `assert_eq!(..)`) or as `expr; expr` (`vec![x.await; n]`). Left alone: awaits in closures,
 //! `async` blocks and nested items (they run in another future or function), awaits marked
 //! `#[uninterruptible]`, and awaits inside macros whose input is not expressions (such as
-//! `tokio::select!`) or that do not evaluate it (`stringify!`).
+//! `tokio::select!`) or that quote it (`stringify!`, `assert!`, `debug_assert!`, `dbg!`,
+//! anyhow's `ensure!`).
 
 use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
@@ -140,10 +141,11 @@ impl<'a> Checkpoints<'a> {
     /// `stage_error` reports it once, at the return type (identical diagnostics are merged).
     ///
     /// The identity call `ctx.__stage_await(..)` makes the checkpoint as a whole the user's
-    /// expression: its first token is `ctx` with the span of the first token of `base`, and its
-    /// parentheses have the span of `.await`, both the user's own. So lints about the value
-    /// (an unused `Result`) point at the user's text, and the user's edition applies around it
-    /// (a 2024 let chain). A path in that place would be linted as the user's
+    /// expression: its first token is `ctx` located at the first token of `base` (with the
+    /// hygiene of `ctx`, which in user code is the user's own: see where the inserted `ctx` is
+    /// named), and its parentheses have the span of `.await`. So lints about the value (an
+    /// unused `Result`) point at the user's text, and the user's edition applies around it (a
+    /// 2024 let chain). A path in that place would be linted as the user's
     /// (`unused_qualifications`); the user's `ctx` is always in scope there.
     fn checkpoint(&self, await_expr: ExprAwait) -> Expr {
         let ExprAwait {
@@ -172,7 +174,7 @@ impl<'a> Checkpoints<'a> {
             }
         };
         let mut receiver = self.ctx.clone();
-        receiver.set_span(first);
+        receiver.set_span(first.resolved_at(self.ctx.span()));
         // An `ExprMethodCall`, so that `visit_expr_mut` can put back the attributes the await
         // carried (`#[cfg(..)]`, lints, a misspelt attribute that rustc must report).
         Expr::MethodCall(ExprMethodCall {
@@ -188,11 +190,14 @@ impl<'a> Checkpoints<'a> {
 
     /// Rewrites the expressions inside a macro call, if its input parses as expressions.
     fn visit_macro_input(&mut self, mac: &mut Macro) {
+        // Macros that quote their input would quote the checkpoint's code instead of the
+        // user's: `assert!(x.await)` would fail with a message full of generated code.
+        const QUOTING: [&str; 5] = ["stringify", "assert", "debug_assert", "dbg", "ensure"];
         if mac
             .path
             .segments
             .last()
-            .is_some_and(|s| s.ident == "stringify")
+            .is_some_and(|s| QUOTING.iter().any(|name| s.ident == name))
         {
             return;
         }

@@ -10,7 +10,7 @@ mod checkpoint;
 mod expand;
 mod validate;
 
-use proc_macro2::{Delimiter, Group, TokenStream};
+use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::parse::{Parse, ParseStream};
 use syn::{Attribute, Block, Signature, Token, Visibility};
@@ -69,10 +69,20 @@ impl Parse for StageFn {
                  explicitly, as in `async fn name(&self, ctx: &ctxpipe::Context)`",
             ));
         }
-        let group: Group = input.parse()?;
-        if group.delimiter() != Delimiter::Brace {
-            return Err(syn::Error::new(group.span(), "expected a function body"));
+        let mut body: TokenTree = input.parse()?;
+        // A body passed through a `macro_rules!` fragment (`$body:block`) arrives wrapped in an
+        // invisible group.
+        while let TokenTree::Group(invisible) = &body {
+            let mut inner = invisible.stream().into_iter();
+            match (invisible.delimiter(), inner.next(), inner.next()) {
+                (Delimiter::None, Some(only), None) => body = only,
+                _ => break,
+            }
         }
+        let group = match body {
+            TokenTree::Group(group) if group.delimiter() == Delimiter::Brace => group,
+            other => return Err(syn::Error::new(other.span(), "expected a function body")),
+        };
         let (inner_attrs, body) = match syn::parse2::<BlockWithInner>(group.to_token_stream()) {
             Ok(BlockWithInner(inner_attrs, block)) => (inner_attrs, Body::Parsed(block)),
             Err(_) => (Vec::new(), Body::Unparsed(group)),

@@ -271,7 +271,10 @@ fn context(
         }
         CtxParam::Declared { ident, by_ref }
     } else {
-        let ident = ctx_arg.map_or_else(|| Ident::new("ctx", Span::call_site()), |arg| arg.value);
+        // Named as if written at the function's name: in user code that is the user's own
+        // hygiene, and for a stage a `macro_rules!` writes from a `$name` and a `$body`, the
+        // hygiene of the body, which can then name `ctx`.
+        let ident = ctx_arg.map_or_else(|| Ident::new("ctx", sig.ident.span()), |arg| arg.value);
         for input in &sig.inputs {
             if let FnArg::Typed(param) = input {
                 clash |= check_clash(&param.pat, &ident, errors);

@@ -184,6 +184,21 @@ impl Fetch for Service {
     }
 }
 
+/// A stage written by a `macro_rules!` macro from its caller's name and body: the body sees
+/// `ctx`, and its awaits are checkpoints.
+macro_rules! counted_stage {
+    ($name:ident, $body:block) => {
+        #[stage]
+        async fn $name() -> Result<u32, Error> $body
+    };
+}
+
+counted_stage!(from_macro, {
+    let open = u32::from(!ctx.is_done());
+    tokio::task::yield_now().await;
+    Ok(1 + open)
+});
+
 /// Methods of an impl with its own lifetime, borrowing their output from an elided input.
 struct Parser<'a> {
     source: &'a str,
@@ -238,6 +253,7 @@ async fn main() -> Result<(), Error> {
     assert_eq!(Arc::new(Service { hits: 5 }).by_arc(&ctx).await?, 5);
     assert_eq!(service.by_value(&ctx).await?, 2);
     assert_eq!(instrumented(&ctx, 4).await?, 4);
+    assert_eq!(from_macro(&ctx).await?, 2);
     let parser = Parser { source: "ab cd" };
     assert_eq!(parser.rest(&ctx, 3).await?, "cd");
     assert_eq!(Parser::first_word(&ctx, parser.source).await?, "ab");
