@@ -200,6 +200,8 @@ pub use context_core::*;
 ///   give such a type another name (`use tera::Context as Template;`).
 /// - Shadowing `ctx` with something that is not a `Context` makes the awaits after it fail to
 ///   compile; name the context otherwise with `ctx = name`.
+/// - Methods of an `#[async_trait]` impl are rewritten by `#[async_trait]` first, into boxed
+///   futures `#[stage]` cannot rewrite: use native `async fn` in traits instead.
 /// - An output that borrows through a lifetime hidden in a path (`Ref<T>` for `Ref<'_, T>`)
 ///   must name that lifetime.
 /// - On an error in the attribute or the function, the function is still emitted next to the

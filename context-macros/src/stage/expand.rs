@@ -23,7 +23,7 @@ use syn::{
 };
 
 use super::checkpoint::{stage_error, watch_ident, Checkpoints, Mode};
-use super::validate::{lifetime_names, CtxParam, Stage, StageBody};
+use super::validate::{expanded_by_async_trait, lifetime_names, CtxParam, Stage, StageBody};
 use crate::errors::Errors;
 
 impl Stage {
@@ -88,7 +88,8 @@ impl Stage {
     /// The fallback of a stage whose parameter took the context's name inserts it hidden.
     fn signature(&self, live: bool) -> Signature {
         let mut sig = self.sig.clone();
-        if sig.asyncness.is_none() {
+        // Not on a method `#[async_trait]` expanded: it must keep returning its boxed future.
+        if sig.asyncness.is_none() && !expanded_by_async_trait(&sig) {
             sig.asyncness = Some(Token![async](sig.fn_token.span));
         }
         if let CtxParam::Inserted { ident, lifetime } = &self.ctx {

@@ -20,6 +20,10 @@ use crate::errors::Errors;
 use crate::runtime::Runtime;
 
 const NOT_ASYNC: &str = "expected `async fn`: `#[stage]` only rewrites async functions";
+const UNDER_ASYNC_TRAIT: &str = "`#[stage]` cannot rewrite a method that `#[async_trait]` has \
+                                 already turned into a boxed future: remove `#[async_trait]` from \
+                                 the trait and its impls, and declare the method as a native \
+                                 `async fn` (Rust 1.75 or later)";
 const NO_RETURN: &str =
     "expected a return type `-> Result<T, E>` where `E: From<ctxpipe::Error>`: \
                          a stage returns an error when its context ends";
@@ -107,7 +111,9 @@ impl Stage {
         } = args;
         let krate = krate.map(|arg| arg.value);
 
-        if sig.asyncness.is_none() {
+        if expanded_by_async_trait(&sig) {
+            errors.push(syn::Error::new(Span::call_site(), UNDER_ASYNC_TRAIT));
+        } else if sig.asyncness.is_none() {
             errors.error(sig.fn_token, NOT_ASYNC);
         }
         let ret = match &sig.output {
@@ -491,6 +497,14 @@ fn expanded_by_instrument(body: &Block) -> bool {
         })
     }
     mentions(body.to_token_stream())
+}
+
+/// Whether `#[async_trait]` expanded this method before `#[stage]` saw it: it is no longer
+/// `async`, and returns a boxed future bound by the lifetime `'async_trait`.
+pub(crate) fn expanded_by_async_trait(sig: &Signature) -> bool {
+    let mut names = Vec::new();
+    lifetime_names(sig.output.to_token_stream(), &mut names);
+    sig.asyncness.is_none() && names.iter().any(|name| name == "async_trait")
 }
 
 /// All the lifetime names used anywhere in `tokens`, for picking a fresh one.
