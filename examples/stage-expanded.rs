@@ -89,25 +89,36 @@ pub async fn load_profile(
         }
     };
     let locale: Option<&Locale> = ::ctxpipe::__private::value::<Locale>(ctx);
-    // Each await is a checkpoint on the `ctx` in scope where it is written.
-    let row = (match ::ctxpipe::__private::checkpoint(db.query(user.0), &ctx, &mut __watch).await {
-        ::core::result::Result::Ok(__value) => __value,
-        ::core::result::Result::Err(__error) => return ::ctxpipe::__private::stage_error(__error),
-    })?;
+    // Each await is a checkpoint on the `ctx` in scope where it is written. The identity call
+    // `ctx.__stage_await(..)` only gives the expression the spans of the user's own tokens, so
+    // that lints and the user's edition apply to it as to the await it replaces.
+    let row = ctx.__stage_await(
+        match ::ctxpipe::__private::checkpoint(db.query(user.0), &ctx, &mut __watch).await {
+            ::core::result::Result::Ok(__value) => __value,
+            ::core::result::Result::Err(__error) => {
+                return ::ctxpipe::__private::stage_error(__error)
+            }
+        },
+    )?;
     // A child context bounds only the calls made with it (shadowing `ctx` instead would
     // bound this checkpoint and all the later ones too).
     let (hurried, _cancel) = ctx.with_timeout(Duration::from_millis(50));
-    let avatar = (match ::ctxpipe::__private::checkpoint(
-        fetch_avatar(&hurried, &row.avatar_url),
-        &ctx,
-        &mut __watch,
-    )
-    .await
-    {
-        ::core::result::Result::Ok(__value) => __value,
-        ::core::result::Result::Err(__error) => return ::ctxpipe::__private::stage_error(__error),
-    })
-    .ok();
+    let avatar = ctx
+        .__stage_await(
+            match ::ctxpipe::__private::checkpoint(
+                fetch_avatar(&hurried, &row.avatar_url),
+                &ctx,
+                &mut __watch,
+            )
+            .await
+            {
+                ::core::result::Result::Ok(__value) => __value,
+                ::core::result::Result::Err(__error) => {
+                    return ::ctxpipe::__private::stage_error(__error)
+                }
+            },
+        )
+        .ok();
     // #[uninterruptible]: a plain await.
     db.log_access(user.0).await;
     Ok(Profile {

@@ -18,8 +18,8 @@ use quote::{quote, quote_spanned, ToTokens};
 use syn::token::Brace;
 use syn::visit_mut::{self, VisitMut};
 use syn::{
-    FnArg, GenericParam, Ident, Lifetime, LifetimeParam, Receiver, ReturnType, Signature, Token,
-    Type, TypeReference,
+    Expr, FnArg, GenericParam, Ident, Lifetime, LifetimeParam, Receiver, ReturnType, Signature,
+    Stmt, Token, Type, TypeReference,
 };
 
 use super::checkpoint::{stage_error, watch_ident, Checkpoints, Mode};
@@ -31,7 +31,7 @@ impl Stage {
     pub(crate) fn expand(&self) -> TokenStream {
         match &self.body {
             StageBody::Parsed { rewritten, .. } => {
-                self.render(rewritten.brace_token, stmts(&rewritten.stmts), true)
+                self.render(rewritten.brace_token, &rewritten.stmts, true)
             }
             // Without a parsed body there is nothing to rewrite: rustc reports why it does not
             // parse, and the fallback keeps the signature.
@@ -57,16 +57,17 @@ impl Stage {
                 .visit_block_mut(&mut body);
                 // Strip mode reports nothing.
                 let _ = errors.check();
-                self.render(body.brace_token, stmts(&body.stmts), false)
+                self.render(body.brace_token, &body.stmts, false)
             }
             StageBody::Unparsed(group) => {
                 let stream = group.stream();
-                self.render(brace_of(group), quote!({ #stream }), false)
+                let body = Stmt::Expr(Expr::Verbatim(quote!({ #stream })), None);
+                self.render(brace_of(group), &[body], false)
             }
         }
     }
 
-    fn render(&self, brace: Brace, stmts: TokenStream, live: bool) -> TokenStream {
+    fn render(&self, brace: Brace, stmts: &[Stmt], live: bool) -> TokenStream {
         let attrs = &self.attrs;
         let vis = &self.vis;
         let sig = self.signature(live);
@@ -76,10 +77,17 @@ impl Stage {
         } else {
             self.placeholders()
         };
+        // The body's leading items (`use`, `const`, `fn`) stay first, before the preamble's
+        // statements (as clippy's `items_after_statements` asks); an item is in scope in its
+        // whole block wherever it is written.
+        let items = stmts
+            .iter()
+            .position(|stmt| !matches!(stmt, Stmt::Item(_)))
+            .unwrap_or(stmts.len());
+        let (items, rest) = stmts.split_at(items);
         let mut out = quote!(#(#attrs)* #vis #sig);
         brace.surround(&mut out, |out| {
-            out.extend(quote!(#(#inner_attrs)* #preamble));
-            out.extend(stmts);
+            out.extend(quote!(#(#inner_attrs)* #(#items)* #preamble #(#rest)*));
         });
         out
     }
@@ -190,14 +198,6 @@ fn brace_of(group: &proc_macro2::Group) -> Brace {
     Brace {
         span: group.delim_span(),
     }
-}
-
-fn stmts(stmts: &[syn::Stmt]) -> TokenStream {
-    let mut out = TokenStream::new();
-    for stmt in stmts {
-        stmt.to_tokens(&mut out);
-    }
-    out
 }
 
 /// Keeps the meaning of elided output lifetimes once the context parameter is added.
