@@ -35,13 +35,17 @@ use crate::BoxError;
 ///   inner service.
 /// - **Deadline**: writes the time left as `grpc-timeout`, in the finest unit that fits 8
 ///   digits and rounded down, so the callee never gets more time than remains. A `grpc-timeout`
-///   already on the request (tonic's `Request::set_timeout`, say) is kept if it is shorter.
+///   already on the request (tonic's `Request::set_timeout`, say) is kept if it is shorter; one
+///   value goes out (the shortest), as a repeated header is malformed.
 /// - **Values**: writes the [declared](ClientLayer::baggage) values the context carries as
-///   `baggage`, ahead of any `baggage` already on the request (so the receiver, which lets the
-///   first occurrence of a key decide, reads this context's values). Nothing else is sent.
+///   `baggage`, ahead of any `baggage` already on the request, from which the members carrying
+///   the same keys are removed (a stale copy, which receivers would resolve differently). The
+///   other members are forwarded as they are; nothing else is sent.
 /// - **Cancellation**: when the context ends before the response arrives, the inner call is
 ///   dropped (hyper then resets the stream or closes the connection, so the callee sees the
-///   caller go away) and the call fails with the context's error.
+///   caller go away) and the call fails with the context's error. A response body that
+///   streams after that is the caller's to bound: read it under
+///   [`Context::run`].
 ///
 /// Errors are [`BoxError`]s, as with tower's own middleware: the inner service's error, or a
 /// [`ctxpipe::Error`](Error) to find with `err.downcast_ref::<ctxpipe::Error>()`.

@@ -40,7 +40,8 @@ use crate::grpc_timeout::{self, trim_ows, InvalidTimeout};
 ///   it stops too;
 /// - the response is complete: once the handler's response body has ended (or is dropped), the
 ///   context is cancelled, as Go cancels a request's context when its handler returns. Until
-///   then it stays alive, so a streaming body can keep using it.
+///   then it stays alive, so a streaming body can keep using it; the layer does not cut off a
+///   body that streams past the deadline, so such a body should end when its context does.
 /// - the base context is cancelled (a shutdown, say).
 ///
 /// # What the layer answers by itself
