@@ -6,6 +6,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
+use syn::ext::IdentExt;
 use syn::punctuated::Punctuated;
 use syn::visit_mut::VisitMut;
 use syn::{
@@ -471,19 +472,36 @@ fn context_ident(pat: &mut Pat) -> Option<Ident> {
 
 /// A parameter bound to the context's name would hide the context from the checkpoints.
 fn check_clash(pat: &Pat, ctx: &Ident, errors: &mut Errors) -> bool {
-    match pat {
-        Pat::Ident(PatIdent { ident, .. }) if ident == ctx => {
-            errors.error(
-                ident,
-                format_args!(
-                    "this parameter hides the context parameter `{ctx}` of the stage: rename \
-                     it, or name the context with `#[stage(ctx = name)]`"
-                ),
-            );
-            true
-        }
-        _ => false,
+    /// The bindings of a pattern named like the context (`ctx`, `r#ctx`, or a field
+    /// shorthand in `Req { ctx, .. }`).
+    struct Clashes<'a> {
+        ctx: &'a Ident,
+        found: Vec<Ident>,
     }
+    impl VisitMut for Clashes<'_> {
+        fn visit_pat_ident_mut(&mut self, pat: &mut PatIdent) {
+            if pat.ident.unraw() == self.ctx.unraw() {
+                self.found.push(pat.ident.clone());
+            }
+            syn::visit_mut::visit_pat_ident_mut(self, pat);
+        }
+    }
+    let mut clashes = Clashes {
+        ctx,
+        found: Vec::new(),
+    };
+    // `visit-mut` is the visitor this crate builds syn with; the pattern is not changed.
+    clashes.visit_pat_mut(&mut pat.clone());
+    for ident in &clashes.found {
+        errors.error(
+            ident,
+            format_args!(
+                "this parameter hides the context parameter `{ctx}` of the stage: rename \
+                 it, or name the context with `#[stage(ctx = name)]`"
+            ),
+        );
+    }
+    !clashes.found.is_empty()
 }
 
 /// Whether `#[tracing::instrument]` already expanded this body: it moves an async fn's body
