@@ -49,9 +49,9 @@ async fn call(ctx: Context, name: &'static str, latency: Duration, fails: bool) 
 
 fn timeout_from_args() -> Result<Duration, String> {
     let mut args = std::env::args().skip(1);
-    match (args.next().as_deref(), args.next()) {
-        (None, _) => Ok(Duration::from_millis(120)),
-        (Some("--timeout-ms"), Some(ms)) => ms
+    match (args.next().as_deref(), args.next(), args.next()) {
+        (None, _, _) => Ok(Duration::from_millis(120)),
+        (Some("--timeout-ms"), Some(ms), None) => ms
             .parse()
             .map(Duration::from_millis)
             .map_err(|err| format!("--timeout-ms {ms}: {err}")),

@@ -84,10 +84,20 @@ impl Command {
                 Some((flag, value)) => (flag, Some(value.to_owned())),
                 None => (text, None),
             };
+            let takes_no_value = |flag: &str| match &inline {
+                Some(_) => Err(format!("`{flag}` takes no value")),
+                None => Ok(()),
+            };
             let mut value = || value_of(flag, inline.clone(), &mut args);
             match flag {
-                "-h" | "--help" => return Ok(Command::Help),
-                "--" => options_ended = true,
+                "-h" | "--help" => {
+                    takes_no_value(flag)?;
+                    return Ok(Command::Help);
+                }
+                "--" => {
+                    takes_no_value(flag)?;
+                    options_ended = true;
+                }
                 "--timeout" => parsed.timeout = Some(seconds(flag, &value()?)?),
                 "--workers" => parsed.workers = count(flag, &value()?, 1)?,
                 "--top" => parsed.top = count(flag, &value()?, 0)?,
@@ -131,13 +141,14 @@ fn value_of(
 
 /// A duration in seconds, such as `2` or `0.05`.
 fn seconds(flag: &str, value: &str) -> Result<Duration, String> {
-    value
+    let invalid = |expected: &str| format!("invalid value `{value}` for `{flag}`: {expected}");
+    let secs = value
         .parse::<f64>()
-        .ok()
-        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
-        .ok_or_else(|| {
-            format!("invalid value `{value}` for `{flag}`: expected seconds, such as 2 or 0.5")
-        })
+        .map_err(|_| invalid("expected seconds, such as 2 or 0.5"))?;
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(invalid("expected a number of seconds of 0 or more"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| invalid("too long to wait for"))
 }
 
 /// A whole number of at least `min`.
@@ -198,8 +209,11 @@ mod tests {
     fn invalid_input_is_an_error_that_names_it() {
         let error = |args: &[&str]| parse(args).expect_err("invalid");
         assert!(error(&["--timeout", "soon"]).contains("`soon` for `--timeout`"));
-        assert!(error(&["--timeout", "-1"]).contains("expected seconds"));
-        assert!(error(&["--timeout", "NaN"]).contains("expected seconds"));
+        assert!(error(&["--timeout", "-1"]).contains("0 or more"));
+        assert!(error(&["--timeout", "NaN"]).contains("0 or more"));
+        assert!(error(&["--timeout", "1e20"]).contains("too long"));
+        assert_eq!(error(&["--=x"]), "`--` takes no value");
+        assert_eq!(error(&["--help=x"]), "`--help` takes no value");
         assert!(error(&["--workers", "0"]).contains("at least 1"));
         assert!(error(&["--top", "-3"]).contains("`-3` for `--top`"));
         assert_eq!(error(&["--top"]), "`--top` needs a value");

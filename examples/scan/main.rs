@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release --example scan                      # this repository
 //! cargo run --release --example scan -- ~/src/tokio --top 5
-//! cargo run --release --example scan -- --timeout 0.05    # a partial report
+//! cargo run --release --example scan -- /usr --timeout 0.05   # a partial report
 //! cargo run --release --example scan -- --help
 //! ```
 //!
@@ -31,7 +31,9 @@
 //!   pipeline's counters; at the end, the pipeline's own report shows each stage's work.
 //!
 //! Exit status: 0 when the scan is complete, 1 on an error (such as a `PATH` that does not
-//! exist), 2 on invalid arguments, 124 when `--timeout` expired, 130 on Ctrl-C.
+//! exist or cannot be listed, or a report that cannot be written), 2 on invalid arguments, 124
+//! when `--timeout` expired, 130 on Ctrl-C. A reader that closes the output early (`| head`)
+//! ends the report quietly, with the scan's own status.
 
 mod analysis;
 mod args;
@@ -42,7 +44,7 @@ mod walk;
 use std::ffi::OsString;
 use std::fmt;
 use std::future::Future;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -179,7 +181,8 @@ fn main() -> ExitCode {
     let args = match Command::parse(std::env::args_os().skip(1)) {
         Ok(Command::Scan(args)) => args,
         Ok(Command::Help) => {
-            print!("{}", args::usage());
+            // A closed output (`scan --help | head -1`) is not an error worth reporting.
+            let _ = write!(io::stdout(), "{}", args::usage());
             return ExitCode::SUCCESS;
         }
         Err(message) => {
@@ -206,7 +209,7 @@ fn main() -> ExitCode {
 
 /// Runs the scan that `args` describe, prints its report and returns the exit status.
 async fn scan(args: Args) -> Result<ExitCode, String> {
-    std::fs::metadata(&args.path).map_err(|err| format!("{}: {err}", args.path.display()))?;
+    check_root(&args.path)?;
     let with_config = Context::background().with_value(ScanConfig::new(args.path.clone()));
     let (ctx, cancel) = match args.timeout {
         Some(timeout) => with_config.with_timeout(timeout),
@@ -236,14 +239,46 @@ async fn scan(args: Args) -> Result<ExitCode, String> {
             reason(err, &ctx)
         ),
     };
-    print_report(&args.path, &status, directories, &summary, &report);
-    if let Some(err) = &stopped {
-        println!(
+    let mut out = io::stdout().lock();
+    let printed = print_report(
+        &mut out,
+        &args.path,
+        &status,
+        directories,
+        &summary,
+        &report,
+    )
+    .and_then(|()| match &stopped {
+        Some(err) => writeln!(
+            out,
             "\nstopped: {}; the report above is partial",
             reason(err, &ctx)
-        );
+        ),
+        None => Ok(()),
+    })
+    .and_then(|()| out.flush());
+    match printed {
+        // The reader went away (`| head`): what it read is what it wanted.
+        Err(err) if err.kind() != io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write the report: {err}"))
+        }
+        _ => Ok(exit_code(stopped.as_ref())),
     }
-    Ok(exit_code(stopped.as_ref()))
+}
+
+/// Fails unless `root` is a directory that can be listed, or a file: the scan of an
+/// unreadable root would report nothing as if it were complete, and a FIFO would never end.
+fn check_root(root: &Path) -> Result<(), String> {
+    let metadata = std::fs::metadata(root).map_err(|err| format!("{}: {err}", root.display()))?;
+    if metadata.is_dir() {
+        std::fs::read_dir(root).map_err(|err| format!("{}: {err}", root.display()))?;
+    } else if !metadata.is_file() {
+        return Err(format!(
+            "{}: not a directory or a regular file",
+            root.display()
+        ));
+    }
+    Ok(())
 }
 
 /// The scan as one pipeline under `ctx`: the `files` the walk finds are read, then analysed
@@ -271,19 +306,36 @@ fn binary_files(report: &Report) -> u64 {
     report.stage("analyse").map_or(0, |stage| stage.filtered)
 }
 
-/// Prints the report: the status line, the summary's tables and the pipeline's stages.
-fn print_report(root: &Path, status: &str, directories: u64, summary: &Summary, report: &Report) {
+/// Writes the report: the status line, the summary's tables and the pipeline's stages.
+fn print_report(
+    out: &mut impl Write,
+    root: &Path,
+    status: &str,
+    directories: u64,
+    summary: &Summary,
+    report: &Report,
+) -> io::Result<()> {
     let totals = summary.totals();
-    println!("scan of {}: {status}", root.display());
-    println!(
-        "{} in {}: {} lines, {}\n",
-        plural(totals.files, "text file", "text files"),
-        plural(directories, "directory", "directories"),
-        totals.lines,
+    writeln!(out, "scan of {}: {status}", root.display())?;
+    let files = plural(totals.files, "text file", "text files");
+    // A scan of one file has no directory to speak of.
+    let place = match directories {
+        0 => String::new(),
+        n => format!(" in {}", plural(n, "directory", "directories")),
+    };
+    writeln!(
+        out,
+        "{files}{place}: {}, {}\n",
+        plural(totals.lines, "line", "lines"),
         human_bytes(totals.bytes),
-    );
-    println!("{summary}");
-    println!("pipeline\n{report}");
+    )?;
+    writeln!(out, "{summary}")?;
+    writeln!(out, "pipeline\n{report}")?;
+    writeln!(
+        out,
+        "(busy: time spent in the stage's calls, summed over its workers; \
+         peak: the most items waiting in its input queue at once)"
+    )
 }
 
 /// `n` and the noun, singular or plural as `n` wants.
