@@ -428,7 +428,7 @@ pub use context_macros::ctx_value;
 ///
 /// | line | meaning | without it |
 /// |---|---|---|
-/// | `in CONTEXT;` | the pipeline runs under a child of this [`Context`] (a `Context` or a `&Context`, borrowed, not moved): stages see its values and its deadline, and cancelling it stops the pipeline, which returns [`Error::Canceled`] (or [`Error::DeadlineExceeded`]) converted into its error type | [`Context::background()`] |
+/// | `in CONTEXT;` | the pipeline runs under a child of this [`Context`] (a `Context`, a reference to one at any depth, or an `Arc<Context>`; borrowed, not moved): stages see its values and its deadline, and cancelling it stops the pipeline, which returns [`Error::Canceled`] (or [`Error::DeadlineExceeded`]) converted into its error type | [`Context::background()`] |
 /// | `error = TYPE;` | the pipeline's error type (see [below](#the-error-type)) | the first function stage's error type |
 /// | `progress = CLOSURE;` | called once, before anything runs, with the pipeline's [`Progress`]: a live view of its counters and, after the run, its [`Report`] | no progress handle |
 /// | `crate = PATH;` | where ctxpipe is, for a dependency renamed in `Cargo.toml` | `::ctxpipe` |
@@ -786,12 +786,13 @@ pub mod __private {
 
     pub use context_core::{Pipeline, Progress, StageOptions};
 
-    /// What `in <context>;` of `pipeline!` accepts: a [`Context`], borrowed or not.
+    /// What `in <context>;` of `pipeline!` accepts: a [`Context`], borrowed any number of times
+    /// (`in &ctx;` where `ctx` is already a `&Context`, as in a stage), or in an `Arc` or `Box`.
     #[diagnostic::on_unimplemented(
         message = "expected a `Context` after `in`, found `{Self}`",
-        label = "expected `ctxpipe::Context` or `&ctxpipe::Context`",
-        note = "the pipeline runs under a child of this context: write `in &ctx;`, or leave the \
-                line out to run under `Context::background()`"
+        label = "expected `ctxpipe::Context` or a reference to one",
+        note = "the pipeline runs under a child of this context: write `in &ctx;` or `in ctx;`, \
+                or leave the line out to run under `Context::background()`"
     )]
     pub trait Parent {
         /// The context itself.
@@ -805,7 +806,21 @@ pub mod __private {
         }
     }
 
-    impl Parent for &Context {
+    impl<T: Parent + ?Sized> Parent for &T {
+        #[inline]
+        fn context(&self) -> &Context {
+            (**self).context()
+        }
+    }
+
+    impl Parent for std::sync::Arc<Context> {
+        #[inline]
+        fn context(&self) -> &Context {
+            self
+        }
+    }
+
+    impl Parent for Box<Context> {
         #[inline]
         fn context(&self) -> &Context {
             self

@@ -499,3 +499,29 @@ async fn the_future_is_send_when_its_parts_are() {
     });
     assert_eq!(tokio::spawn(run).await.unwrap(), Ok(3));
 }
+
+/// A pipeline inside a stage, whose `ctx` is a `&Context`: `in &ctx;` as anywhere else.
+#[stage]
+async fn parse_all(lines: Vec<String>) -> Result<Vec<u32>, AppError> {
+    let records = pipeline! {
+        in &ctx;
+        from lines
+        => parse
+        => collect
+    }
+    .await?;
+    Ok(records.into_iter().map(|record| record.id).collect())
+}
+
+#[tokio::test]
+async fn in_takes_a_context_behind_any_reference_or_an_arc() {
+    let ctx = Context::background();
+    let lines = vec!["1:a".to_owned(), "2:b".to_owned()];
+    assert_eq!(parse_all(&ctx, lines).await, Ok(vec![1, 2]));
+
+    let shared = Arc::new(ctx.clone());
+    let borrowed = &&ctx;
+    let from_arc = pipeline! { in shared; error = Error; from 0..3u32 => count }.await;
+    let from_refs = pipeline! { in borrowed; error = Error; from 0..3u32 => count }.await;
+    assert_eq!((from_arc, from_refs), (Ok(3), Ok(3)));
+}
