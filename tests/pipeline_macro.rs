@@ -525,3 +525,38 @@ async fn in_takes_a_context_behind_any_reference_or_an_arc() {
     let from_refs = pipeline! { in borrowed; error = Error; from 0..3u32 => count }.await;
     assert_eq!((from_arc, from_refs), (Ok(3), Ok(3)));
 }
+
+/// Stages, sinks and stream sources passed through `macro_rules!` fragments arrive wrapped in
+/// invisible groups.
+macro_rules! run_through {
+    ($source:expr, $stage:expr, $sink:expr) => {
+        pipeline! { error = Error; from stream $source => $stage => $sink }
+    };
+}
+
+#[stage]
+async fn triple(n: u32) -> Result<u32, Error> {
+    Ok(n * 3)
+}
+
+#[tokio::test]
+async fn fragments_of_a_macro_rules_macro_are_stages_sinks_and_sources() {
+    let sum = run_through!(
+        futures::stream::iter(1..=3u32),
+        triple,
+        fold(0, |sum, n| sum + n)
+    )
+    .await;
+    assert_eq!(sum, Ok(18));
+    let closure = run_through!(
+        futures::stream::iter(1..=2u32),
+        |_ctx: Context, n: u32| async move { Ok::<_, Error>(n + 1) },
+        collect
+    )
+    .await;
+    assert_eq!(closure, Ok(vec![2, 3]));
+    // The parentheses that mark a stream are not linted (`unused_parens` is denied here).
+    let counted =
+        pipeline! { error = Error; from stream (futures::stream::iter(0..4u32)) => count }.await;
+    assert_eq!(counted, Ok(4));
+}

@@ -274,7 +274,15 @@ impl Source {
             _ => (None, tokens),
         };
         match syn::parse2::<Expr>(tokens.iter().cloned().collect()) {
-            Ok(expr) => Some(Source { stream, expr }),
+            Ok(expr) => {
+                let expr = match ungrouped(expr) {
+                    // `from stream (expr)`: the parentheses only mark the stream; kept, they
+                    // would be linted as unnecessary around the value.
+                    Expr::Paren(paren) if stream.is_some() && paren.attrs.is_empty() => *paren.expr,
+                    expr => expr,
+                };
+                Some(Source { stream, expr })
+            }
             Err(err) => {
                 errors.push(err);
                 None
@@ -288,10 +296,20 @@ impl Source {
 fn starts_expr(token: &TokenTree) -> bool {
     match token {
         TokenTree::Ident(_) | TokenTree::Literal(_) => true,
-        TokenTree::Group(group) => {
-            matches!(group.delimiter(), Delimiter::Parenthesis | Delimiter::Brace)
-        }
+        // `None`: a `macro_rules!` fragment, such as `from stream $s`.
+        TokenTree::Group(group) => matches!(
+            group.delimiter(),
+            Delimiter::Parenthesis | Delimiter::Brace | Delimiter::None
+        ),
         TokenTree::Punct(_) => false,
+    }
+}
+
+/// `expr` without the invisible groups a `macro_rules!` fragment (`$stage:expr`) arrives in.
+fn ungrouped(expr: Expr) -> Expr {
+    match expr {
+        Expr::Group(group) if group.attrs.is_empty() => ungrouped(*group.expr),
+        expr => expr,
     }
 }
 
@@ -320,7 +338,7 @@ impl Step {
             None
         } else {
             match syn::parse2::<Expr>(call.iter().cloned().collect()) {
-                Ok(expr) => Some(expr),
+                Ok(expr) => Some(ungrouped(expr)),
                 Err(err) => {
                     errors.push(err);
                     None
