@@ -420,9 +420,10 @@ pub use context_macros::ctx_value;
 /// ```
 ///
 /// Every expression is evaluated once, where the macro is: the context, the source and the
-/// stages' extra arguments in the order written, then the options and the sink's arguments as
-/// the pipeline is built, and the `progress` closure is called last. Nothing runs until the
-/// returned future is first polled.
+/// stages' extra arguments in the order written; then, as the pipeline is built, each stage's
+/// options (its `name`, then its numbers); then the `progress` closure, which is called there
+/// and then; and last the sink's arguments. Nothing runs until the returned future is first
+/// polled.
 ///
 /// # Header lines
 ///
