@@ -340,7 +340,7 @@ impl Step {
             match syn::parse2::<Expr>(call.iter().cloned().collect()) {
                 Ok(expr) => Some(ungrouped(expr)),
                 Err(err) => {
-                    errors.push(err);
+                    errors.push(unbracketed_options(call).unwrap_or(err));
                     None
                 }
             }
@@ -474,6 +474,29 @@ fn arrow_at(tokens: &[TokenTree]) -> Option<usize> {
         }
         _ => None,
     }
+}
+
+/// The error for a step that does not parse because its options were written without their
+/// brackets (`=> parse workers = 4`, `=> parse, ordered`): at the first of them.
+fn unbracketed_options(call: &[TokenTree]) -> Option<syn::Error> {
+    const OPTIONS: [&str; 8] = [
+        "workers",
+        "buffer",
+        "batch",
+        "ordered",
+        "reorder_window",
+        "name",
+        "filter",
+        "flat",
+    ];
+    let at = (1..call.len()).find(
+        |&i| matches!(&call[i], TokenTree::Ident(ident) if OPTIONS.iter().any(|o| ident == o)),
+    )?;
+    let options: TokenStream = call[at..].iter().cloned().collect();
+    Some(syn::Error::new(
+        call[at].span(),
+        format!("expected the options in brackets after the step: `[{options}]`"),
+    ))
 }
 
 fn is_semicolon(tokens: &[TokenTree]) -> bool {
