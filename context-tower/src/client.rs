@@ -44,8 +44,7 @@ use crate::BoxError;
 /// - **Cancellation**: when the context ends before the response arrives, the inner call is
 ///   dropped (hyper then resets the stream or closes the connection, so the callee sees the
 ///   caller go away) and the call fails with the context's error. A response body that
-///   streams after that is the caller's to bound: read it under
-///   [`Context::run`].
+///   streams after the headers is the caller's to bound: read it under [`Context::run`].
 ///
 /// Errors are [`BoxError`]s, as with tower's own middleware: the inner service's error, or a
 /// [`ctxpipe::Error`](Error) to find with `err.downcast_ref::<ctxpipe::Error>()`.

@@ -40,8 +40,11 @@ use crate::grpc_timeout::{self, trim_ows, InvalidTimeout};
 ///   it stops too;
 /// - the response is complete: once the handler's response body has ended (or is dropped), the
 ///   context is cancelled, as Go cancels a request's context when its handler returns. Until
-///   then it stays alive, so a streaming body can keep using it; the layer does not cut off a
-///   body that streams past the deadline, so such a body should end when its context does.
+///   then it stays alive, so a streaming body can keep using it. A gRPC body still streaming
+///   when the context ends is cut off with trailers (`DEADLINE_EXCEEDED`, or `UNAVAILABLE`
+///   when the base context was cancelled), as the caller's deadline covers the whole call; a
+///   plain-HTTP body is not cut off (its end would look complete), so it should end when its
+///   context does.
 /// - the base context is cancelled (a shutdown, say).
 ///
 /// # What the layer answers by itself
@@ -55,6 +58,7 @@ use crate::grpc_timeout::{self, trim_ows, InvalidTimeout};
 /// | malformed `grpc-timeout` or timeout header | `INVALID_ARGUMENT` (3) | 400 Bad Request |
 /// | deadline already passed (`grpc-timeout: 0n`): the service is not called | `DEADLINE_EXCEEDED` (4) | 504 Gateway Timeout |
 /// | deadline passes while the handler runs | `DEADLINE_EXCEEDED` (4) | 504 Gateway Timeout |
+/// | deadline passes while the response body streams | the body ends with `DEADLINE_EXCEEDED` (4) trailers | — (the body goes on) |
 /// | base context cancelled | `UNAVAILABLE` (14) | 503 Service Unavailable |
 ///
 /// A malformed `grpc-timeout` is the caller's mistake, so it gets `INVALID_ARGUMENT`, the
@@ -318,10 +322,40 @@ enum Answer {
 }
 
 impl Answer {
+    /// The `grpc-status` and `grpc-message` of this answer.
+    fn grpc_status(&self) -> HeaderMap {
+        let (code, message, ..) = self.parts();
+        let mut headers = HeaderMap::new();
+        headers.insert("grpc-status", HeaderValue::from_static(code));
+        // Every message is printable ASCII without `%`: already percent-encoded.
+        headers.insert("grpc-message", HeaderValue::from_static(message));
+        headers
+    }
+
     fn response<B>(self, grpc: bool) -> Response<ServerBody<B>> {
-        // (gRPC code, gRPC message, HTTP status, HTTP text)
-        let (code, message, status, text) = match self {
-            Answer::Malformed(message) => ("3", message, StatusCode::BAD_REQUEST, message),
+        let (_, _, status, text) = self.parts();
+        if grpc {
+            // Trailers-Only: HTTP 200, the content type and the status, in one HEADERS frame.
+            let mut response = Response::new(ServerBody::message(""));
+            let headers = response.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+            headers.extend(self.grpc_status());
+            response
+        } else {
+            let mut response = Response::new(ServerBody::message(text));
+            *response.status_mut() = status;
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            response
+        }
+    }
+
+    /// (gRPC code, gRPC message, HTTP status, HTTP text)
+    fn parts(&self) -> (&'static str, &'static str, StatusCode, &'static str) {
+        match self {
+            Answer::Malformed(message) => ("3", *message, StatusCode::BAD_REQUEST, *message),
             Answer::Ended(Error::DeadlineExceeded) => (
                 "4",
                 "request deadline exceeded",
@@ -334,24 +368,6 @@ impl Answer {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "request canceled: the server's context ended",
             ),
-        };
-        if grpc {
-            // Trailers-Only: HTTP 200, the content type and the status, in one HEADERS frame.
-            let mut response = Response::new(ServerBody::message(""));
-            let headers = response.headers_mut();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-            headers.insert("grpc-status", HeaderValue::from_static(code));
-            // Every message is printable ASCII without `%`: already percent-encoded.
-            headers.insert("grpc-message", HeaderValue::from_static(message));
-            response
-        } else {
-            let mut response = Response::new(ServerBody::message(text));
-            *response.status_mut() = status;
-            response.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
-            response
         }
     }
 }
@@ -423,10 +439,12 @@ where
                     Answer::Ended(err).response(*grpc)
                 } else if let Poll::Ready(result) = future.poll(cx) {
                     let guard = guard.take();
+                    // A gRPC body is raced against the context until it ends (see `Kind`).
+                    let watched = grpc.then(|| (ctx.clone(), ctx.done()));
                     state.project_replace(State::Finished);
-                    return Poll::Ready(
-                        result.map(|response| response.map(|body| ServerBody::inner(body, guard))),
-                    );
+                    return Poll::Ready(result.map(|response| {
+                        response.map(|body| ServerBody::inner(body, guard, watched))
+                    }));
                 } else if Pin::new(done).poll(cx).is_ready() {
                     Answer::Ended(ctx.err().unwrap_or(Error::Canceled)).response(*grpc)
                 } else {
@@ -469,13 +487,20 @@ pin_project! {
 
 pin_project! {
     #[project = KindProj]
+    #[project_replace = KindReplace]
     enum Kind<B> {
         Inner {
             #[pin]
             body: B,
             // Cancels the request's context once the body has ended or is dropped.
             guard: Option<DropGuard>,
+            // For gRPC: the request's context, which the body is raced against. A stream
+            // still going when the deadline passes ends with `DEADLINE_EXCEEDED` trailers,
+            // as the caller's deadline covers the whole call.
+            watched: Option<(Context, Done)>,
         },
+        // A short text the layer answers with; `None` once sent, or once a gRPC body was cut
+        // off by its context's end (its trailers sent).
         Message {
             text: Option<&'static str>,
         },
@@ -483,9 +508,13 @@ pin_project! {
 }
 
 impl<B> ServerBody<B> {
-    fn inner(body: B, guard: Option<DropGuard>) -> ServerBody<B> {
+    fn inner(body: B, guard: Option<DropGuard>, watched: Option<(Context, Done)>) -> ServerBody<B> {
         ServerBody {
-            kind: Kind::Inner { body, guard },
+            kind: Kind::Inner {
+                body,
+                guard,
+                watched,
+            },
         }
     }
 
@@ -510,8 +539,23 @@ where
         self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        match self.project().kind.project() {
-            KindProj::Inner { body, guard } => {
+        let mut kind = self.project().kind;
+        match kind.as_mut().project() {
+            KindProj::Inner {
+                body,
+                guard,
+                watched,
+            } => {
+                // The context first, so that a stream past its deadline ends even while it
+                // has frames ready; polling `Done` also registers for its end.
+                if let Some((ctx, done)) = watched {
+                    if Pin::new(done).poll(cx).is_ready() {
+                        let ended = Answer::Ended(ctx.err().unwrap_or(Error::Canceled));
+                        // Drops the handler's body, and with it the guard.
+                        kind.project_replace(Kind::Message { text: None });
+                        return Poll::Ready(Some(Ok(Frame::trailers(ended.grpc_status()))));
+                    }
+                }
                 let frame = body.poll_frame(cx);
                 if let Poll::Ready(None) = frame {
                     drop(guard.take());

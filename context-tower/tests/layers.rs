@@ -5,8 +5,10 @@ mod common;
 
 use std::convert::Infallible;
 use std::future::{pending, Future};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -550,4 +552,59 @@ async fn the_client_aborts_the_call_when_the_context_ends() {
     let err = call.await.unwrap().unwrap_err();
     assert_eq!(err.downcast_ref::<Error>(), Some(&Error::Canceled));
     assert_eq!(sent.lock().unwrap().len(), 2);
+}
+
+/// A response body that sends a frame every 100 ms, forever, without looking at any context.
+struct Ticks(Pin<Box<tokio::time::Sleep>>);
+
+impl http_body::Body for Ticks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        if self.0.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let next = self.0.deadline() + Duration::from_millis(100);
+        self.0.as_mut().reset(next);
+        Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(
+            b"tick",
+        )))))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_grpc_stream_still_going_at_the_deadline_ends_with_deadline_exceeded() {
+    let service = ServerLayer::new().layer(tower::service_fn(|_: Request<()>| async {
+        let first = tokio::time::sleep(Duration::from_millis(100));
+        Ok::<_, Infallible>(Response::new(Ticks(Box::pin(first))))
+    }));
+    let start = Instant::now();
+    let response = service
+        .oneshot(request(&[GRPC, ("grpc-timeout", "250m")]))
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    let mut ticks = 0;
+    let mut trailers = None;
+    // Bounded: a body that is not cut off would tick forever.
+    while trailers.is_none() && ticks < 10 {
+        let frame = body.frame().await.expect("trailers before the end");
+        match frame.unwrap().into_data() {
+            Ok(_) => ticks += 1,
+            Err(frame) => trailers = frame.into_trailers().ok(),
+        }
+    }
+    let trailers = trailers.expect("the stream was cut off with trailers");
+    assert_eq!(ticks, 2, "the frames sent at 100 and 200 ms");
+    assert_eq!(trailers["grpc-status"], "4");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(250),
+        "cut off at the deadline"
+    );
+    assert!(body.frame().await.is_none(), "then the body ends");
 }
