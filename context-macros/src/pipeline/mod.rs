@@ -19,6 +19,18 @@ use crate::errors::Errors;
 use self::parse::Input;
 use self::validate::Pipeline;
 
+/// The names of a step's options, as written in its `[..]`.
+const OPTION_NAMES: [&str; 8] = [
+    "workers",
+    "buffer",
+    "batch",
+    "ordered",
+    "reorder_window",
+    "name",
+    "filter",
+    "flat",
+];
+
 pub(crate) fn pipeline(input: TokenStream) -> TokenStream {
     let mut errors = Errors::new();
     let input = Input::parse(input, &mut errors);

@@ -12,6 +12,7 @@ use quote::ToTokens;
 use syn::parse::{ParseStream, Parser};
 use syn::{Expr, Ident, Path, Token, Type};
 
+use super::OPTION_NAMES;
 use crate::errors::Errors;
 
 /// The whole input, as written.
@@ -479,18 +480,8 @@ fn arrow_at(tokens: &[TokenTree]) -> Option<usize> {
 /// The error for a step that does not parse because its options were written without their
 /// brackets (`=> parse workers = 4`, `=> parse, ordered`): at the first of them.
 fn unbracketed_options(call: &[TokenTree]) -> Option<syn::Error> {
-    const OPTIONS: [&str; 8] = [
-        "workers",
-        "buffer",
-        "batch",
-        "ordered",
-        "reorder_window",
-        "name",
-        "filter",
-        "flat",
-    ];
     let at = (1..call.len()).find(
-        |&i| matches!(&call[i], TokenTree::Ident(ident) if OPTIONS.iter().any(|o| ident == o)),
+        |&i| matches!(&call[i], TokenTree::Ident(ident) if OPTION_NAMES.iter().any(|o| ident == o)),
     )?;
     let options: TokenStream = call[at..].iter().cloned().collect();
     Some(syn::Error::new(

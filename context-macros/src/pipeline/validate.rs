@@ -457,3 +457,13 @@ fn name_of(path: &Path) -> Option<(Span, String)> {
     let ident = &path.segments.last()?.ident;
     Some((ident.span(), ident.to_string()))
 }
+
+#[cfg(test)]
+mod option_names {
+    #[test]
+    fn the_message_of_an_unknown_option_names_every_option() {
+        for name in super::super::OPTION_NAMES {
+            assert!(super::OPTIONS.contains(&format!("`{name}")), "{name}");
+        }
+    }
+}
