@@ -99,7 +99,7 @@ const SWEEP: Duration = Duration::from_secs(1);
 
 /// Whether `entry`'s node is gone or done. A node it upgrades is pushed on `looked_at`, to be
 /// released after the registry lock (dropping the last handle of a node takes its parent's
-/// lock, and may call `forget`).
+/// lock).
 fn is_stale(entry: &Entry, looked_at: &mut Vec<Arc<Node>>) -> bool {
     let Some(node) = entry.node.upgrade() else {
         return true;
