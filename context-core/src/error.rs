@@ -24,6 +24,13 @@ use std::io;
 /// let io: std::io::Error = Error::DeadlineExceeded.into();
 /// assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
 /// ```
+///
+/// # Finding it again
+///
+/// Converted straight into a boxed or `anyhow` error, it is found with
+/// `err.downcast_ref::<ctxpipe::Error>()`. Wrapped in an error enum of yours first (a
+/// `thiserror` variant with `#[from] ctxpipe::Error`, say), downcast to that enum and match
+/// the variant: the downcast sees the outer type only.
 #[derive(Clone, PartialEq, Eq, Debug)]
 #[non_exhaustive]
 pub enum Error {
