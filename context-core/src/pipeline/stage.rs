@@ -217,15 +217,13 @@ impl<T, U, E, F, K> Worker<T, U, E, F, K> {
                 // batch) without calling the stage. `run_checked` does not repeat it before the
                 // call's first poll, and drops a call still pending when the context ends.
                 if ctx.is_done() {
-                    tally.busy += started.elapsed();
-                    return self.stop(&mut tally);
+                    return self.stop_busy(&mut tally, started);
                 }
                 tally.items_in += 1;
                 match ctx.run_checked((stage.f)(ctx.clone(), item)).await {
                     Ok(Ok(result)) => {
                         if !K::emit(result, &mut out, &mut tally, ctx) {
-                            tally.busy += started.elapsed();
-                            return self.stop(&mut tally);
+                            return self.stop_busy(&mut tally, started);
                         }
                     }
                     Ok(Err(err)) => {
@@ -235,14 +233,10 @@ impl<T, U, E, F, K> Worker<T, U, E, F, K> {
                         if !ctx.is_done() {
                             tally.errors += 1;
                         }
-                        tally.busy += started.elapsed();
                         stage.shared.fail(err);
-                        return self.stop(&mut tally);
+                        return self.stop_busy(&mut tally, started);
                     }
-                    Err(_) => {
-                        tally.busy += started.elapsed();
-                        return self.stop(&mut tally);
-                    }
+                    Err(_) => return self.stop_busy(&mut tally, started),
                 }
             }
             let elapsed = started.elapsed();
@@ -273,6 +267,13 @@ impl<T, U, E, F, K> Worker<T, U, E, F, K> {
     fn stop(&self, tally: &mut Tally) {
         self.stage.stats.add(tally);
         self.stage.shared.stopped_early();
+    }
+
+    /// [`stop`](Self::stop) in the middle of a batch that began at `started`, counting the
+    /// time spent on it.
+    fn stop_busy(&self, tally: &mut Tally, started: Instant) {
+        tally.busy += started.elapsed();
+        self.stop(tally);
     }
 }
 
