@@ -213,13 +213,18 @@ fn prepare(headers: &mut HeaderMap, ctx: &Context, baggage: &Baggage) -> Result<
     if let Some(ours) = baggage.to_header(ctx) {
         // Ours first, and each of our keys once: a forwarded copy would be stale, and receivers
         // disagree on which duplicate wins.
-        let written: Vec<&str> = baggage::parse([ours.as_bytes()]).map(|m| m.key()).collect();
-        let theirs: Vec<HeaderValue> = headers
-            .get_all(baggage::HEADER)
-            .iter()
-            .filter_map(|value| baggage::without_keys(value, &written))
-            .collect();
-        headers.insert(baggage::HEADER, ours.clone());
+        // (Only looked at when there is baggage to forward: most requests carry none.)
+        let theirs: Vec<HeaderValue> = if headers.contains_key(baggage::HEADER) {
+            let written: Vec<&str> = baggage::parse([ours.as_bytes()]).map(|m| m.key()).collect();
+            headers
+                .get_all(baggage::HEADER)
+                .iter()
+                .filter_map(|value| baggage::without_keys(value, &written))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        headers.insert(baggage::HEADER, ours);
         for value in theirs {
             headers.append(baggage::HEADER, value);
         }
