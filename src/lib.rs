@@ -670,22 +670,52 @@ pub mod __private {
                 `std::io::Result<T>` work too"
     )]
     pub trait StageReturn {
-        /// `Err(error.into())`.
-        fn from_error(error: Error) -> Self;
+        /// The error type, `E`.
+        type Error;
+        /// `Err(error)`.
+        fn from_error(error: Self::Error) -> Self;
     }
 
-    impl<T, E: From<Error>> StageReturn for Result<T, E> {
+    impl<T, E> StageReturn for Result<T, E> {
+        type Error = E;
+
         #[inline]
-        fn from_error(error: Error) -> Self {
-            Err(E::from(error))
+        fn from_error(error: E) -> Self {
+            Err(error)
+        }
+    }
+
+    /// The error types a stage may have: those that can hold an [`Error`]. A separate trait
+    /// from [`StageReturn`] so that a wrong one is reported with this message, naming the
+    /// error type, rather than as a bare unmet `From` bound.
+    #[diagnostic::on_unimplemented(
+        message = "a stage's error type must implement `From<ctxpipe::Error>`, and `{Self}` \
+                   does not",
+        label = "`{Self}` cannot hold the `ctxpipe::Error` a stage returns when its context ends",
+        note = "use `ctxpipe::Error`, `anyhow::Error`, `std::io::Error`, or an error type of \
+                your own that implements `From<ctxpipe::Error>` (with thiserror, a variant \
+                `Context(#[from] ctxpipe::Error)`)"
+    )]
+    pub trait StageError {
+        /// `E::from(error)`.
+        fn from_context_error(error: Error) -> Self;
+    }
+
+    impl<E: From<Error>> StageError for E {
+        #[inline]
+        fn from_context_error(error: Error) -> Self {
+            E::from(error)
         }
     }
 
     /// What a stage returns when its context ends or a value is missing. The generated call
     /// spans the stage's return type, so a wrong one is reported there, once.
     #[inline]
-    pub fn stage_error<R: StageReturn>(error: Error) -> R {
-        R::from_error(error)
+    pub fn stage_error<R: StageReturn>(error: Error) -> R
+    where
+        R::Error: StageError,
+    {
+        R::from_error(StageError::from_context_error(error))
     }
 
     /// The types a `#[ctx_value]` parameter may borrow: those implementing [`CtxValue`].
@@ -832,6 +862,40 @@ pub mod __private {
     #[inline]
     pub fn parent<C: Parent + ?Sized>(ctx: &C) -> &Context {
         ctx.context()
+    }
+
+    /// The error types a `pipeline!` may have, given a stage that fails with `E`: those that
+    /// convert from `E`. Written on the pipeline's error type rather than the stage's, so that
+    /// rustc reports a wrong one with this message rather than as a bare unmet `From` bound.
+    #[diagnostic::on_unimplemented(
+        message = "this stage fails with `{E}`, which the pipeline's error type `{Self}` does \
+                   not convert from",
+        label = "fails with `{E}`, which does not convert into `{Self}`",
+        note = "a pipeline's error type is its first stage's, unless its header names one: \
+                write `error = MyError;` before `from`, where `MyError` implements `From` for \
+                each stage's error type and for `ctxpipe::Error`"
+    )]
+    pub trait FromStageError<E> {
+        /// `Self::from(error)`.
+        fn from_stage_error(error: E) -> Self;
+    }
+
+    impl<E, P: From<E>> FromStageError<E> for P {
+        #[inline]
+        fn from_stage_error(error: E) -> P {
+            P::from(error)
+        }
+    }
+
+    /// A `pipeline!` stage's result with its error converted into the pipeline's, as `?`
+    /// would; the generated call spans the stage's name, so a stage whose error does not fit
+    /// is reported there.
+    #[inline]
+    pub fn stage_output<T, E, P>(result: Result<T, E>) -> Result<T, P>
+    where
+        P: FromStageError<E>,
+    {
+        result.map_err(P::from_stage_error)
     }
 
     /// `progress = f;` of `pipeline!`: calls `f` once with the pipeline's [`Progress`], before

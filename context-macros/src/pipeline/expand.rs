@@ -18,7 +18,7 @@
 //!         })
 //!         .filter_map(StageOptions::new("enrich").workers(16), move |__ctx: Context, __item| {
 //!             let __arg_0 = Clone::clone(&__arg_1_0);        // cloned per call
-//!             async move { Ok(enrich(&__ctx, __item, __arg_0).await?) }   // converted by `?`
+//!             async move { __private::stage_output(enrich(&__ctx, __item, __arg_0).await) }
 //!         });
 //!     __pipeline.collect()
 //! }
@@ -126,7 +126,7 @@ impl Stage {
     }
 
     /// `move |ctx, item| { <clone the args>; async move { path(&ctx, item, args..).await } }`,
-    /// with `Ok(..?)` around the call unless the stage's error is the pipeline's.
+    /// with its error converted by `stage_output` unless it is the pipeline's.
     fn wrapper(&self, rt: &Runtime, path: &Expr, args: &[(Ident, Span)]) -> TokenStream {
         let ours = Span::mixed_site().located_at(self.span);
         let ctx = format_ident!("__ctx", span = ours);
@@ -149,12 +149,10 @@ impl Stage {
         let body = if self.decides_error {
             call
         } else {
-            // `?` converts with `From`, and says so when it cannot; when the types are the
-            // same, clippy finds it needless.
-            quote_spanned! {ours=>
-                #![allow(clippy::needless_question_mark)]
-                ::core::result::Result::Ok(#call?)
-            }
+            // Converted with `From`, as `?` would, with a message that names the pipeline's
+            // error type and the header line that sets it when it cannot.
+            let convert = rt.at(self.span);
+            quote_spanned!(ours=> #convert::stage_output(#call))
         };
         quote_spanned! {ours=>
             move |#ctx: #context::Context, #item| {
