@@ -74,6 +74,9 @@ pub async fn load_profile(
     ctx: &::ctxpipe::__private::Context,
     db: &Db,
 ) -> Result<Profile, AppError> {
+    // The trait of the identity call `__stage_await` (below), for every type.
+    #[allow(unused_imports)]
+    use ::ctxpipe::__private::StageAwait as _;
     // On entry: a done context ends the stage before any of its body.
     if let ::core::option::Option::Some(__error) = ::ctxpipe::__private::entry(ctx) {
         return ::ctxpipe::__private::stage_error(__error);

@@ -198,8 +198,9 @@ pub use context_core::*;
 /// - A parameter whose type is a path ending in `Context` (without generic arguments) is taken
 ///   as the declared context, also another crate's (`opentelemetry::Context`, `tera::Context`):
 ///   give such a type another name (`use tera::Context as Template;`).
-/// - Shadowing `ctx` with something that is not a `Context` makes the awaits after it fail to
-///   compile; name the context otherwise with `ctx = name`.
+/// - `ctx` may be shadowed by a `Context`, a reference to one, or an `Arc<Context>` or
+///   `Box<Context>`; shadowing it with anything else makes the awaits after it fail to compile
+///   (rustc says "here `ctx` refers to a ..."): name the context otherwise with `ctx = name`.
 /// - Methods of an `#[async_trait]` impl are rewritten by `#[async_trait]` first, into boxed
 ///   futures `#[stage]` cannot rewrite: use native `async fn` in traits instead.
 /// - An output that borrows through a lifetime hidden in a path (`Ref<T>` for `Ref<'_, T>`)
@@ -509,8 +510,9 @@ pub use context_macros::ctx_value;
 /// - when no stage is a function and the closures do not name the error type (rustc says
 ///   "type annotations needed"): `error = ctxpipe::Error;`, say;
 /// - when the first function stage's error type is not the one to return, for example it
-///   returns `ctxpipe::Error` and a later stage `AppError`: rustc says "`?` couldn't convert
-///   the error to `ctxpipe::Error`" at that later stage.
+///   returns `ctxpipe::Error` and a later stage `AppError`: rustc says "this stage fails with
+///   `AppError`, which the pipeline's error type `ctxpipe::Error` does not convert from" at
+///   that later stage.
 ///
 /// ```
 /// use ctxpipe::{pipeline, Error, Progress};
@@ -646,13 +648,72 @@ pub mod __private {
     /// The future comes first: it is evaluated before `watch` is borrowed, so an await nested
     /// in it (`f(g().await).await`) has finished with `watch` by then.
     #[inline]
-    pub fn checkpoint<'a, F: IntoFuture>(
+    pub fn checkpoint<'a, F: IntoFuture, C: StageContext + ?Sized>(
         future: F,
-        ctx: &'a Context,
+        ctx: &'a C,
         watch: &'a mut Watch,
     ) -> Checkpoint<'a, F::IntoFuture> {
-        ctx.__checkpoint(watch, future)
+        ctx.context().__checkpoint(watch, future)
     }
+
+    /// What the `ctx` in scope at a stage's `.await` may be: a [`Context`], a reference to one
+    /// at any depth, or one in an `Arc` or `Box`. Anything else means the user shadowed it.
+    #[diagnostic::on_unimplemented(
+        message = "each `.await` of a stage races against its context, but here `ctx` refers \
+                   to a `{Self}`",
+        label = "this checkpoint expects `ctx` to be a `ctxpipe::Context`",
+        note = "a variable of the stage named like its context parameter hides the context \
+                from the awaits after it: rename that variable, or give the context another \
+                name with `#[stage(ctx = name)]`"
+    )]
+    pub trait StageContext {
+        /// The context itself.
+        fn context(&self) -> &Context;
+    }
+
+    impl StageContext for Context {
+        #[inline]
+        fn context(&self) -> &Context {
+            self
+        }
+    }
+
+    impl<T: StageContext + ?Sized> StageContext for &T {
+        #[inline]
+        fn context(&self) -> &Context {
+            (**self).context()
+        }
+    }
+
+    impl StageContext for std::sync::Arc<Context> {
+        #[inline]
+        fn context(&self) -> &Context {
+            self
+        }
+    }
+
+    impl StageContext for Box<Context> {
+        #[inline]
+        fn context(&self) -> &Context {
+            self
+        }
+    }
+
+    /// The identity call around each `#[stage]` checkpoint. The generated code calls it on the
+    /// user's `ctx` at the first token of each awaited expression, so that the checkpoint as a
+    /// whole spans the user's own tokens: lints about its value (an unused `Result`) point
+    /// there, and the user's edition applies around it. A trait for every type, imported by
+    /// each stage, so that a `ctx` shadowed by something other than a context is reported
+    /// once, by [`checkpoint`]'s argument, rather than also as a missing method.
+    pub trait StageAwait {
+        /// `value`, unchanged.
+        #[inline(always)]
+        fn __stage_await<T>(&self, value: T) -> T {
+            value
+        }
+    }
+
+    impl<C: ?Sized> StageAwait for C {}
 
     /// The check on entering a stage: the context's error if it is already done.
     #[inline]

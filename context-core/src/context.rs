@@ -349,16 +349,6 @@ impl Context {
         Checkpoint::new(&self.node, watch, future)
     }
 
-    /// A `#[stage]` checkpoint's value, unchanged. Not public API: the code `#[stage]`
-    /// generates calls it on the user's `ctx` at the first token of each awaited expression,
-    /// so that the checkpoint as a whole spans the user's own tokens: lints about its value
-    /// (an unused `Result`) point there, and the user's edition applies around it.
-    #[doc(hidden)]
-    #[inline(always)]
-    pub fn __stage_await<T>(&self, value: T) -> T {
-        value
-    }
-
     /// How many child contexts are attached to this one. Not public API: for leak tests.
     #[doc(hidden)]
     pub fn __live_children(&self) -> usize {

@@ -3,6 +3,7 @@
 //! ```text
 //! #[attrs] vis async fn name(<receiver,> ctx: &Context, <other params>) -> Ret {
 //!     #![inner attrs]
+//!     use __private::StageAwait as _;           // the trait of `ctx.__stage_await(..)`
 //!     if let Some(error) = __private::entry(ctx) { return __private::stage_error(error); }
 //!     let mut watch = __private::watch(ctx);   // the checkpoints' shared registration
 //!     let user: &UserId = match __private::value::<UserId>(ctx) {
@@ -72,10 +73,10 @@ impl Stage {
         let vis = &self.vis;
         let sig = self.signature(live);
         let inner_attrs = &self.inner_attrs;
-        let preamble = if live {
-            self.preamble()
+        let (imports, preamble) = if live {
+            (self.imports(), self.preamble())
         } else {
-            self.placeholders()
+            (TokenStream::new(), self.placeholders())
         };
         // The body's leading items (`use`, `const`, `fn`) stay first, before the preamble's
         // statements (as clippy's `items_after_statements` asks); an item is in scope in its
@@ -87,7 +88,7 @@ impl Stage {
         let (items, rest) = stmts.split_at(items);
         let mut out = quote!(#(#attrs)* #vis #sig);
         brace.surround(&mut out, |out| {
-            out.extend(quote!(#(#inner_attrs)* #(#items)* #preamble #(#rest)*));
+            out.extend(quote!(#(#inner_attrs)* #imports #(#items)* #preamble #(#rest)*));
         });
         out
     }
@@ -126,6 +127,15 @@ impl Stage {
             CtxParam::Declared { ident, .. } | CtxParam::Inserted { ident, .. } => {
                 quote!(#ident)
             }
+        }
+    }
+
+    /// The trait of the checkpoints' identity call (see `Checkpoints::checkpoint`).
+    fn imports(&self) -> TokenStream {
+        let rt = &self.rt;
+        quote_spanned! {Span::mixed_site()=>
+            #[allow(unused_imports)]
+            use #rt::StageAwait as _;
         }
     }
 

@@ -129,6 +129,21 @@ async fn returns_self_alias() -> Result<Service, Box<dyn std::error::Error + Sen
     Ok(Service { hits: 0 })
 }
 
+/// `ctx` shadowed by each kind of handle to a context the checkpoints accept.
+#[stage]
+async fn shadowed_by_handles() -> Result<u32, Error> {
+    let (child, _cancel) = ctx.with_cancel();
+    let ctx = &&child;
+    tokio::task::yield_now().await;
+    let ctx = Arc::new(ctx.with_value(Count(1)));
+    tokio::task::yield_now().await;
+    let ctx = Box::new((*ctx).clone());
+    tokio::task::yield_now().await;
+    let ctx: Context = *ctx;
+    tokio::task::yield_now().await;
+    Ok(ctx.value::<Count>().map_or(0, |count| count.0))
+}
+
 #[stage(crate = ::ctxpipe)]
 #[tracing::instrument(skip(ctx), level = "debug")]
 pub async fn instrumented(n: u32) -> Result<u32, Error> {
@@ -238,6 +253,7 @@ async fn main() -> Result<(), Error> {
     let counted = ctx.with_value(Count(5));
     assert_eq!(generic_value::<Count>(&counted).await?, 5);
     inner_attributes(&ctx).await?;
+    assert_eq!(shadowed_by_handles(&ctx).await?, 1);
     assert_eq!(
         returns_self_alias(&ctx)
             .await
