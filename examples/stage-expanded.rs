@@ -74,7 +74,7 @@ pub async fn load_profile(
     ctx: &::ctxpipe::__private::Context,
     db: &Db,
 ) -> Result<Profile, AppError> {
-    // The trait of the identity call `__stage_await` (below), for every type.
+    // The trait of the identity call `().__stage_await(..)` (below).
     #[allow(unused_imports)]
     use ::ctxpipe::__private::StageAwait as _;
     // On entry: a done context ends the stage before any of its body.
@@ -93,9 +93,9 @@ pub async fn load_profile(
     };
     let locale: Option<&Locale> = ::ctxpipe::__private::value::<Locale>(ctx);
     // Each await is a checkpoint on the `ctx` in scope where it is written. The identity call
-    // `ctx.__stage_await(..)` only gives the expression the spans of the user's own tokens, so
+    // `().__stage_await(..)` only gives the expression the spans of the user's own tokens, so
     // that lints and the user's edition apply to it as to the await it replaces.
-    let row = ctx.__stage_await(
+    let row = ().__stage_await(
         match ::ctxpipe::__private::checkpoint(db.query(user.0), &ctx, &mut __watch).await {
             ::core::result::Result::Ok(__value) => __value,
             ::core::result::Result::Err(__error) => {
@@ -106,7 +106,7 @@ pub async fn load_profile(
     // A child context bounds only the calls made with it (shadowing `ctx` instead would
     // bound this checkpoint and all the later ones too).
     let (hurried, _cancel) = ctx.with_timeout(Duration::from_millis(50));
-    let avatar = ctx
+    let avatar = ()
         .__stage_await(
             match ::ctxpipe::__private::checkpoint(
                 fetch_avatar(&hurried, &row.avatar_url),

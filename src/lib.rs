@@ -642,15 +642,15 @@ pub mod __private {
 
     /// The checkpoint behind each `.await` of a stage: the future raced against `ctx`, which
     /// checks the context before every poll (one atomic load while it is open) and registers
-    /// a waker only while `future` is pending — through `watch` when it watches this very
-    /// context, on its own once the stage has shadowed `ctx` with a narrower one.
+    /// a waker only while `future` is pending, through `watch`, which moves to `ctx` first if
+    /// it watched another context (the stage shadowed `ctx` with a narrower one).
     ///
     /// The future comes first: it is evaluated before `watch` is borrowed, so an await nested
     /// in it (`f(g().await).await`) has finished with `watch` by then.
     #[inline]
     pub fn checkpoint<'a, F: IntoFuture, C: StageContext + ?Sized>(
         future: F,
-        ctx: &'a C,
+        ctx: &C,
         watch: &'a mut Watch,
     ) -> Checkpoint<'a, F::IntoFuture> {
         ctx.context().__checkpoint(watch, future)
@@ -699,21 +699,22 @@ pub mod __private {
         }
     }
 
-    /// The identity call around each `#[stage]` checkpoint. The generated code calls it on the
-    /// user's `ctx` at the first token of each awaited expression, so that the checkpoint as a
-    /// whole spans the user's own tokens: lints about its value (an unused `Result`) point
-    /// there, and the user's edition applies around it. A trait for every type, imported by
-    /// each stage, so that a `ctx` shadowed by something other than a context is reported
-    /// once, by [`checkpoint`]'s argument, rather than also as a missing method.
+    /// The identity call around each `#[stage]` checkpoint, `().__stage_await(..)`. Its
+    /// receiver and parentheses carry the spans of the user's awaited expression and `.await`,
+    /// so that the checkpoint as a whole spans the user's own tokens: lints about its value (an
+    /// unused `Result`) point there, and the user's edition applies around it. The receiver is
+    /// `()`, taken by value, so that nothing is kept across the await for the call.
     pub trait StageAwait {
         /// `value`, unchanged.
+        fn __stage_await<T>(self, value: T) -> T;
+    }
+
+    impl StageAwait for () {
         #[inline(always)]
-        fn __stage_await<T>(&self, value: T) -> T {
+        fn __stage_await<T>(self, value: T) -> T {
             value
         }
     }
-
-    impl<C: ?Sized> StageAwait for C {}
 
     /// The check on entering a stage: the context's error if it is already done.
     #[inline]

@@ -342,7 +342,7 @@ impl Context {
     /// does once the stage has shadowed `ctx` with a narrower one).
     #[doc(hidden)]
     pub fn __checkpoint<'a, F: IntoFuture>(
-        &'a self,
+        &self,
         watch: &'a mut Watch,
         future: F,
     ) -> Checkpoint<'a, F::IntoFuture> {

@@ -180,16 +180,19 @@ impl Watch {
         }
     }
 
-    /// The pending path of a [`Checkpoint`]: ready with `node`'s error once it is done,
-    /// otherwise registers with it. A stage's awaits run one after another, so one
-    /// registration serves them all; it moves to `node` when the stage awaits under a
-    /// different (shadowed) context. Kept out of line so the ready path stays short.
+    /// A [`Checkpoint`] on another context than the one watched (the stage shadowed `ctx`):
+    /// the registration moves there. Kept out of line so the common path stays short.
     #[inline(never)]
-    fn wait_on(&mut self, node: &Arc<Node>, cx: &mut TaskContext<'_>) -> Poll<Error> {
-        if !Arc::ptr_eq(&self.node, node) {
-            self.registration.release(&self.node);
-            self.node = Arc::clone(node);
-        }
+    fn follow(&mut self, node: &Arc<Node>) {
+        self.registration.release(&self.node);
+        self.node = Arc::clone(node);
+    }
+
+    /// The pending path of a [`Checkpoint`]: ready with the context's error once it is done,
+    /// otherwise registers with it. A stage's awaits run one after another, so one
+    /// registration serves them all. Kept out of line so the ready path stays short.
+    #[inline(never)]
+    fn wait(&mut self, cx: &mut TaskContext<'_>) -> Poll<Error> {
         match self.registration.poll_done(&self.node, cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(()) => Poll::Ready(self.node.err().unwrap_or(Error::Canceled)),
@@ -337,10 +340,10 @@ pin_project! {
     /// or [`Watch::run`]. While the context is open and the inner future is ready at once, a poll
     /// costs one relaxed atomic load beside the inner poll, and the future owns nothing to drop:
     /// the registration lives in the `Watch`, which follows whichever context the stage awaits
-    /// with (its own, or a narrower one it shadowed `ctx` with).
+    /// with (its own, or a narrower one it shadowed `ctx` with). It holds nothing but the
+    /// `Watch` and the inner future, so that making one on each await stores one pointer.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct Checkpoint<'a, F> {
-        node: &'a Arc<Node>,
         watch: &'a mut Watch,
         #[pin]
         future: F,
@@ -349,12 +352,14 @@ pin_project! {
 
 impl<'a, F: Future> Checkpoint<'a, F> {
     pub(crate) fn new(
-        node: &'a Arc<Node>,
+        node: &Arc<Node>,
         watch: &'a mut Watch,
         future: impl IntoFuture<IntoFuture = F>,
     ) -> Self {
+        if !Arc::ptr_eq(&watch.node, node) {
+            watch.follow(node);
+        }
         Checkpoint {
-            node,
             watch,
             future: future.into_future(),
         }
@@ -366,7 +371,7 @@ impl<F: Future> Future for Checkpoint<'_, F> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        if !self.node.quiet() {
+        if !self.watch.node.quiet() {
             // Cancelled, or a deadline to compare with the clock: a separate path, so that
             // the common one below does not merge with it and stays a load, a test and the
             // inner poll.
@@ -382,7 +387,7 @@ impl<F: Future> Checkpoint<'_, F> {
         self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
     ) -> Poll<<Self as Future>::Output> {
-        if let Some(err) = self.node.err() {
+        if let Some(err) = self.watch.node.err() {
             return Poll::Ready(Err(err));
         }
         self.poll_inner(cx)
@@ -396,7 +401,7 @@ impl<F: Future> Checkpoint<'_, F> {
         let this = self.project();
         match this.future.poll(cx) {
             Poll::Ready(output) => Poll::Ready(Ok(output)),
-            Poll::Pending => this.watch.wait_on(this.node, cx).map(Err),
+            Poll::Pending => this.watch.wait(cx).map(Err),
         }
     }
 }
@@ -404,7 +409,7 @@ impl<F: Future> Checkpoint<'_, F> {
 impl<F> fmt::Debug for Checkpoint<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Checkpoint")
-            .field("done", &self.node.is_done())
+            .field("done", &self.watch.node.is_done())
             .finish_non_exhaustive()
     }
 }

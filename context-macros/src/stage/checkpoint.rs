@@ -131,7 +131,7 @@ impl<'a> Checkpoints<'a> {
     /// `base.await` as a checkpoint on the context in scope at the await:
     ///
     /// ```text
-    /// ctx.__stage_await(match __private::checkpoint(base, &ctx, &mut __watch).await {
+    /// ().__stage_await(match __private::checkpoint(base, &ctx, &mut __watch).await {
     ///     Ok(value) => value,
     ///     Err(error) => return __private::stage_error(error),
     /// })
@@ -140,13 +140,15 @@ impl<'a> Checkpoints<'a> {
     /// A `match` rather than `?`: `?` would report a wrong return type once per await, while
     /// `stage_error` reports it once, at the return type (identical diagnostics are merged).
     ///
-    /// The identity call `ctx.__stage_await(..)` makes the checkpoint as a whole the user's
-    /// expression: its first token is `ctx` located at the first token of `base` (with the
-    /// hygiene of `ctx`, which in user code is the user's own: see where the inserted `ctx` is
-    /// named), and its parentheses have the span of `.await`. So lints about the value (an
-    /// unused `Result`) point at the user's text, and the user's edition applies around it (a
-    /// 2024 let chain). A path in that place would be linted as the user's
-    /// (`unused_qualifications`); the user's `ctx` is always in scope there.
+    /// The identity call `().__stage_await(..)` (a trait the stage imports) makes the
+    /// checkpoint as a whole the user's expression: its receiver `()` is located at the first
+    /// token of `base` with the hygiene of `ctx` (which in user code is the user's own: see
+    /// where the inserted `ctx` is named), and its parentheses have the span of `.await`. So
+    /// lints about the value (an unused `Result`) point at the user's text, and the user's
+    /// edition applies around it (a 2024 let chain). A path in that place would be linted as
+    /// the user's (`unused_qualifications`). The receiver is `()` rather than, say, `ctx`
+    /// because a method's receiver is kept across the await in its argument: a zero-sized one
+    /// costs no store on each await, and cannot be shadowed.
     fn checkpoint(&self, await_expr: ExprAwait) -> Expr {
         let ExprAwait {
             base,
@@ -173,7 +175,7 @@ impl<'a> Checkpoints<'a> {
                 ::core::result::Result::Err(#error) => #ret,
             }
         };
-        let mut receiver = self.ctx.clone();
+        let mut receiver = Group::new(Delimiter::Parenthesis, TokenStream::new());
         receiver.set_span(first.resolved_at(self.ctx.span()));
         // An `ExprMethodCall`, so that `visit_expr_mut` can put back the attributes the await
         // carried (`#[cfg(..)]`, lints, a misspelt attribute that rustc must report).

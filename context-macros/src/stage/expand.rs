@@ -3,7 +3,7 @@
 //! ```text
 //! #[attrs] vis async fn name(<receiver,> ctx: &Context, <other params>) -> Ret {
 //!     #![inner attrs]
-//!     use __private::StageAwait as _;           // the trait of `ctx.__stage_await(..)`
+//!     use __private::StageAwait as _;           // the trait of `().__stage_await(..)`
 //!     if let Some(error) = __private::entry(ctx) { return __private::stage_error(error); }
 //!     let mut watch = __private::watch(ctx);   // the checkpoints' shared registration
 //!     let user: &UserId = match __private::value::<UserId>(ctx) {
@@ -130,7 +130,8 @@ impl Stage {
         }
     }
 
-    /// The trait of the checkpoints' identity call (see `Checkpoints::checkpoint`).
+    /// The trait of the checkpoints' identity call `().__stage_await(..)` (see
+    /// `Checkpoints::checkpoint`).
     fn imports(&self) -> TokenStream {
         let rt = &self.rt;
         quote_spanned! {Span::mixed_site()=>
