@@ -5,10 +5,6 @@
 //! and the `__`-prefixed names are hygienic temporaries that cannot clash with the user's.
 //! Run it with `cargo run --example stage-expanded`.
 
-// A checkpoint borrows `ctx` whatever it is (`&Context` here, an owned `Context` once
-// shadowed); clippy leaves generated code alone, but not the same code written out.
-#![allow(clippy::needless_borrow)]
-
 // Original code, as users write it:
 //
 // #[ctx_value]
@@ -92,11 +88,15 @@ pub async fn load_profile(
         }
     };
     let locale: Option<&Locale> = ::ctxpipe::__private::value::<Locale>(ctx);
-    // Each await is a checkpoint on the `ctx` in scope where it is written. The identity call
-    // `().__stage_await(..)` only gives the expression the spans of the user's own tokens, so
-    // that lints and the user's edition apply to it as to the await it replaces.
+    // Each await is a checkpoint on the `ctx` in scope where it is written. This body never
+    // binds `ctx` again, so that is the stage's own, which `__watch` watches:
+    // `__private::watched` needs nothing else. (In a body that may shadow `ctx`, each
+    // checkpoint is `__private::checkpoint(future, &ctx, &mut __watch)`, and `__watch` moves
+    // to the `ctx` in scope when it differs.) The identity call `().__stage_await(..)` only
+    // gives the expression the spans of the user's own tokens, so that lints and the user's
+    // edition apply to it as to the await it replaces.
     let row = ().__stage_await(
-        match ::ctxpipe::__private::checkpoint(db.query(user.0), &ctx, &mut __watch).await {
+        match ::ctxpipe::__private::watched(db.query(user.0), &mut __watch).await {
             ::core::result::Result::Ok(__value) => __value,
             ::core::result::Result::Err(__error) => {
                 return ::ctxpipe::__private::stage_error(__error)
@@ -108,9 +108,8 @@ pub async fn load_profile(
     let (hurried, _cancel) = ctx.with_timeout(Duration::from_millis(50));
     let avatar = ()
         .__stage_await(
-            match ::ctxpipe::__private::checkpoint(
+            match ::ctxpipe::__private::watched(
                 fetch_avatar(&hurried, &row.avatar_url),
-                &ctx,
                 &mut __watch,
             )
             .await

@@ -201,6 +201,10 @@ pub use context_core::*;
 /// - `ctx` may be shadowed by a `Context`, a reference to one, or an `Arc<Context>` or
 ///   `Box<Context>`; shadowing it with anything else makes the awaits after it fail to compile
 ///   (rustc says "here `ctx` refers to a ..."): name the context otherwise with `ctx = name`.
+///   A macro may shadow it too (`narrow!(ctx, ..)`), with one exception: a procedural macro
+///   named like a macro of the standard library, `log` or `tracing` (`info!`, `println!`)
+///   that binds `ctx` without being given the name. Such a binding would go unseen, and the
+///   awaits after it would keep checking the stage's own context.
 /// - Methods of an `#[async_trait]` impl are rewritten by `#[async_trait]` first, into boxed
 ///   futures `#[stage]` cannot rewrite: use native `async fn` in traits instead.
 /// - An output that borrows through a lifetime hidden in a path (`Ref<T>` for `Ref<'_, T>`)
@@ -654,6 +658,13 @@ pub mod __private {
         watch: &'a mut Watch,
     ) -> Checkpoint<'a, F::IntoFuture> {
         ctx.context().__checkpoint(watch, future)
+    }
+
+    /// The checkpoint of a stage whose body never binds `ctx` again: as [`checkpoint`], on the
+    /// context `watch` was made on at entry, the stage's own.
+    #[inline]
+    pub fn watched<F: IntoFuture>(future: F, watch: &mut Watch) -> Checkpoint<'_, F::IntoFuture> {
+        watch.__checkpoint(future)
     }
 
     /// What the `ctx` in scope at a stage's `.await` may be: a [`Context`], a reference to one

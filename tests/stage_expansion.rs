@@ -29,6 +29,8 @@ mod counting {
 
         thread_local! {
             pub static CHECKPOINTS: Cell<usize> = const { Cell::new(0) };
+            /// Those of them on the stage's own context, without a comparison.
+            pub static WATCHED: Cell<usize> = const { Cell::new(0) };
         }
 
         pub fn checkpoint<'a, F: IntoFuture>(
@@ -39,10 +41,27 @@ mod counting {
             CHECKPOINTS.with(|count| count.set(count.get() + 1));
             ::ctxpipe::__private::checkpoint(future, ctx, watch)
         }
+
+        pub fn watched<F: IntoFuture>(
+            future: F,
+            watch: &mut Watch,
+        ) -> Checkpoint<'_, F::IntoFuture> {
+            CHECKPOINTS.with(|count| count.set(count.get() + 1));
+            WATCHED.with(|count| count.set(count.get() + 1));
+            ::ctxpipe::__private::watched(future, watch)
+        }
     }
 
     pub fn take() -> usize {
+        __private::WATCHED.with(|count| count.set(0));
         __private::CHECKPOINTS.with(|count| count.replace(0))
+    }
+
+    /// The checkpoints since the last call, and how many of them were on the stage's own
+    /// context without a comparison.
+    pub fn take_both() -> (usize, usize) {
+        let watched = __private::WATCHED.with(|count| count.replace(0));
+        (take(), watched)
     }
 }
 
@@ -206,4 +225,37 @@ async fn attributes_on_an_await_stay_on_its_checkpoint() {
     // Only the awaits that `cfg` keeps ran, and each is a checkpoint.
     assert_eq!(ran.get(), 3);
     assert_eq!(counting::take(), 3);
+}
+
+#[stage(crate = crate::counting)]
+async fn never_rebinds(log: &Cell<u32>) -> Result<u32, Error> {
+    println!("{}", log.get());
+    let sum = num(1).await + num(2).await;
+    Result::Ok(unknown!(sum))
+}
+
+#[stage(crate = crate::counting)]
+async fn rebinds() -> Result<u32, Error> {
+    let first = num(1).await;
+    let (ctx, _cancel) = ctx.with_cancel();
+    let _ = &ctx;
+    Result::Ok(first + num(2).await)
+}
+
+/// A macro the stage does not know, used as an expression without `ctx` or an await.
+macro_rules! unknown {
+    ($value:expr) => {
+        $value
+    };
+}
+use unknown;
+
+#[tokio::test]
+async fn a_body_that_never_rebinds_ctx_checks_the_watched_context() {
+    let ctx = Context::background();
+    let _ = counting::take();
+    assert_eq!(never_rebinds(&ctx, &Cell::new(0)).await, Result::Ok(3));
+    assert_eq!(counting::take_both(), (2, 2));
+    assert_eq!(rebinds(&ctx).await, Result::Ok(3));
+    assert_eq!(counting::take_both(), (2, 0));
 }

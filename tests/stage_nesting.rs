@@ -97,6 +97,47 @@ async fn shadowing_ctx_narrows_the_checkpoints_that_follow() {
     assert!(!ctx.is_done());
 }
 
+/// Shadows the context it is given with a child that has a timeout.
+macro_rules! narrow {
+    ($ctx:ident, $timeout:expr) => {
+        let ($ctx, _cancel) = $ctx.with_timeout($timeout);
+    };
+}
+
+#[stage]
+async fn narrowed_by_a_macro(work: Duration) -> Result<(), Error> {
+    narrow!(ctx, Duration::from_secs(1));
+    tokio::time::sleep(work).await;
+    Ok(())
+}
+
+#[stage]
+async fn narrowed_in_a_closure_call(work: Duration) -> Result<(), Error> {
+    let run = |ctx: Context| ctx;
+    let ctx = run(ctx.with_timeout(Duration::from_secs(1)).0);
+    tokio::time::sleep(work).await;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_context_shadowed_by_a_macro_or_in_any_pattern_narrows_the_checkpoints() {
+    let ctx = Context::background();
+    let started = Instant::now();
+    assert_eq!(
+        narrowed_by_a_macro(&ctx, Duration::from_secs(5)).await,
+        Err(Error::DeadlineExceeded)
+    );
+    assert_eq!(
+        narrowed_in_a_closure_call(&ctx, Duration::from_secs(5)).await,
+        Err(Error::DeadlineExceeded)
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    assert_eq!(
+        narrowed_by_a_macro(&ctx, Duration::from_millis(10)).await,
+        Ok(())
+    );
+}
+
 #[stage]
 async fn declared(parent: &Context, work: Duration) -> Result<(), Error> {
     // A function that declares its context keeps it, and its checkpoints use it.

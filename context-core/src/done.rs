@@ -180,6 +180,13 @@ impl Watch {
         }
     }
 
+    /// Not public API: the checkpoint of a `#[stage]` whose body never rebinds `ctx`, on the
+    /// context this watches (the stage's own).
+    #[doc(hidden)]
+    pub fn __checkpoint<F: IntoFuture>(&mut self, future: F) -> Checkpoint<'_, F::IntoFuture> {
+        Checkpoint::watched(self, future)
+    }
+
     /// A [`Checkpoint`] on another context than the one watched (the stage shadowed `ctx`):
     /// the registration moves there. Kept out of line so the common path stays short.
     #[inline(never)]
@@ -351,6 +358,7 @@ pin_project! {
 }
 
 impl<'a, F: Future> Checkpoint<'a, F> {
+    /// A checkpoint on `node`, which `watch` moves to if it watches another.
     pub(crate) fn new(
         node: &Arc<Node>,
         watch: &'a mut Watch,
@@ -359,6 +367,12 @@ impl<'a, F: Future> Checkpoint<'a, F> {
         if !Arc::ptr_eq(&watch.node, node) {
             watch.follow(node);
         }
+        Checkpoint::watched(watch, future)
+    }
+
+    /// A checkpoint on the context `watch` watches.
+    #[inline]
+    pub(crate) fn watched(watch: &'a mut Watch, future: impl IntoFuture<IntoFuture = F>) -> Self {
         Checkpoint {
             watch,
             future: future.into_future(),

@@ -35,9 +35,19 @@ const NESTED: &str = "`#[uninterruptible]` has no effect inside a closure or an 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
     /// Rewrite awaits into checkpoints and report misused `#[uninterruptible]`s.
-    Rewrite,
+    Rewrite(Target),
     /// Only remove `#[uninterruptible]`s, for the fallback emitted next to errors.
     Strip,
+}
+
+/// The context a checkpoint races against.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// The stage's own, watched since entry: the body never binds `ctx` again (see
+    /// `rebinding`), so the checkpoint needs only the stage's `Watch`.
+    Watched,
+    /// The `ctx` in scope at the await, which the body may have shadowed.
+    InScope,
 }
 
 pub(crate) struct Checkpoints<'a> {
@@ -117,7 +127,7 @@ impl<'a> Checkpoints<'a> {
     }
 
     fn report(&mut self, tokens: impl ToTokens, message: &str) {
-        if self.mode == Mode::Rewrite {
+        if self.mode != Mode::Strip {
             self.errors.error(tokens, message);
         }
     }
@@ -136,6 +146,9 @@ impl<'a> Checkpoints<'a> {
     ///     Err(error) => return __private::stage_error(error),
     /// })
     /// ```
+    ///
+    /// or, when that is the stage's own context ([`Target::Watched`]),
+    /// `__private::watched(base, &mut __watch)` in place of the `checkpoint` call.
     ///
     /// A `match` rather than `?`: `?` would report a wrong return type once per await, while
     /// `stage_error` reports it once, at the return type (identical diagnostics are merged).
@@ -169,8 +182,14 @@ impl<'a> Checkpoints<'a> {
         let watch = watch_ident(ours);
         let rt = self.rt.at(at);
         let ret = stage_error(self.rt, self.ret, quote_spanned!(ours=> #error));
+        let call = if self.mode == Mode::Rewrite(Target::Watched) {
+            let watched = located_at(quote!(watched), at);
+            quote_spanned!(ours=> #rt::#watched(#base, &mut #watch))
+        } else {
+            quote_spanned!(ours=> #rt::#checkpoint(#base, &#ctx, &mut #watch))
+        };
         let tokens = quote_spanned! {ours=>
-            match #rt::#checkpoint(#base, &#ctx, &mut #watch) #dot_token #await_token {
+            match #call #dot_token #await_token {
                 ::core::result::Result::Ok(#value) => #value,
                 ::core::result::Result::Err(#error) => #ret,
             }
@@ -283,7 +302,7 @@ impl VisitMut for Checkpoints<'_> {
                 visit_mut::visit_expr_mut(this, expr);
                 if this.nested == 0 {
                     this.awaits += 1;
-                    if this.uninterruptible == 0 && this.mode == Mode::Rewrite {
+                    if this.uninterruptible == 0 && this.mode != Mode::Strip {
                         if let Expr::Await(await_expr) = std::mem::replace(expr, Expr::PLACEHOLDER)
                         {
                             *expr = this.checkpoint(await_expr);

@@ -2,12 +2,14 @@
 //!
 //! [`args`] reads the attribute's arguments, [`validate`] checks the function and records what
 //! the expansion needs (reporting every problem at its own tokens), [`checkpoint`] rewrites the
-//! awaits of the body, and [`expand`] renders the stage — or, when there were errors, the same
+//! awaits of the body (on the stage's own context when [`rebinding`] finds that the body never
+//! binds its name again), and [`expand`] renders the stage — or, when there were errors, the same
 //! signature over the untouched body, so that callers and completion keep working.
 
 mod args;
 mod checkpoint;
 mod expand;
+mod rebinding;
 mod validate;
 
 use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};

@@ -15,7 +15,8 @@ use syn::{
 };
 
 use super::args::{Arg, StageArgs};
-use super::checkpoint::{Checkpoints, Mode};
+use super::checkpoint::{Checkpoints, Mode, Target};
+use super::rebinding::may_rebind;
 use super::{Body, StageFn};
 use crate::errors::Errors;
 use crate::runtime::Runtime;
@@ -138,7 +139,12 @@ impl Stage {
                     errors.push(syn::Error::new(Span::call_site(), BELOW_INSTRUMENT));
                 }
                 let mut rewritten = original.clone();
-                Checkpoints::new(&rt, ctx.ident(), ret, Mode::Rewrite, errors)
+                let target = if may_rebind(&original, ctx.ident()) {
+                    Target::InScope
+                } else {
+                    Target::Watched
+                };
+                Checkpoints::new(&rt, ctx.ident(), ret, Mode::Rewrite(target), errors)
                     .visit_block_mut(&mut rewritten);
                 StageBody::Parsed {
                     original,
