@@ -202,9 +202,9 @@ pub use context_core::*;
 ///   `Box<Context>`; shadowing it with anything else makes the awaits after it fail to compile
 ///   (rustc says "here `ctx` refers to a ..."): name the context otherwise with `ctx = name`.
 ///   A macro may shadow it too (`narrow!(ctx, ..)`), with one exception: a procedural macro
-///   named like a macro of the standard library, `log` or `tracing` (`info!`, `println!`)
-///   that binds `ctx` without being given the name. Such a binding would go unseen, and the
-///   awaits after it would keep checking the stage's own context.
+///   named like a macro of the standard library, `log`, `tracing` or tokio (`info!`,
+///   `println!`, `select!`) that binds `ctx` without being given the name. Such a binding
+///   would go unseen, and the awaits after it would keep checking the stage's own context.
 /// - Methods of an `#[async_trait]` impl are rewritten by `#[async_trait]` first, into boxed
 ///   futures `#[stage]` cannot rewrite: use native `async fn` in traits instead.
 /// - An output that borrows through a lifetime hidden in a path (`Ref<T>` for `Ref<'_, T>`)

@@ -12,18 +12,19 @@
 //!   function parameters: more than needed, but simple and rare) and any item of that name;
 //! - any macro whose input contains the name: a `macro_rules!` binds a name its caller can use
 //!   only when the caller wrote it (a `macro_rules!` defined in the body binds nothing itself);
-//! - any macro other than the standard library's and `log`'s or `tracing`'s well-known ones
-//!   where it could expand to statements or items (a statement, an item, a pattern) or around
-//!   an await: a procedural macro can make a binding the caller sees without being given the
-//!   name.
+//! - any macro other than well-known ones (the standard library's, `log`'s, `tracing`'s, and
+//!   tokio's `pin!`, `join!`, `select!`) where it could expand to statements or items (a
+//!   statement, an item, a pattern) or around an await: a procedural macro can make a binding
+//!   the caller sees without being given the name.
 
 use syn::ext::IdentExt;
 use syn::visit::{self, Visit};
 use syn::{Block, Expr, Ident, Item, Macro, Pat, PatIdent, Stmt};
 
-/// Macros that expand to an expression wherever they are written, and bind nothing the
-/// caller sees: the standard library's, and the logging macros of `log` and `tracing`.
-const EXPRESSION_MACROS: &[&str] = &[
+/// Macros that bind nothing the caller sees unless given the name: the standard library's, the
+/// logging macros of `log` and `tracing`, and the `macro_rules!` of tokio and futures that
+/// stages use most (`pin!` binds only the names it is given).
+const WELL_KNOWN_MACROS: &[&str] = &[
     "assert",
     "assert_eq",
     "assert_ne",
@@ -39,12 +40,17 @@ const EXPRESSION_MACROS: &[&str] = &[
     "format",
     "format_args",
     "info",
+    "join",
     "matches",
     "panic",
+    "pin",
     "print",
     "println",
+    "select",
+    "select_biased",
     "todo",
     "trace",
+    "try_join",
     "unimplemented",
     "unreachable",
     "vec",
@@ -75,7 +81,7 @@ impl Scan {
 
     /// A macro in a place where it could expand to statements, items or a pattern.
     fn binding_place(&mut self, mac: &Macro) {
-        if !is_expression_macro(mac) {
+        if !is_well_known(mac) {
             self.found = true;
         }
         self.macro_input(mac);
@@ -134,7 +140,7 @@ impl<'ast> Visit<'ast> for Scan {
         match expr {
             Expr::Macro(mac) => {
                 // An expression-position macro around an await could wrap it in a binding.
-                if !is_expression_macro(&mac.mac)
+                if !is_well_known(&mac.mac)
                     && mentions(mac.mac.tokens.clone(), |ident| ident == "await")
                 {
                     self.found = true;
@@ -151,11 +157,11 @@ impl<'ast> Visit<'ast> for Scan {
     }
 }
 
-fn is_expression_macro(mac: &Macro) -> bool {
+fn is_well_known(mac: &Macro) -> bool {
     mac.path
         .segments
         .last()
-        .is_some_and(|segment| EXPRESSION_MACROS.iter().any(|name| segment.ident == name))
+        .is_some_and(|segment| WELL_KNOWN_MACROS.iter().any(|name| segment.ident == name))
 }
 
 /// Whether any identifier in `tokens`, at any depth, satisfies `matches`.
@@ -187,6 +193,8 @@ mod tests {
             let v = vec![a.await, b];
             assert_eq!(v.len(), 2);
             let y = helper!(x);
+            tokio::pin!(fut);
+            tokio::select! { _ = fut => {} }
             macro_rules! local {
                 () => {
                     let ctx = 1;
