@@ -668,7 +668,8 @@ pub mod __private {
     }
 
     /// What the `ctx` in scope at a stage's `.await` may be: a [`Context`], a reference to one
-    /// at any depth, or one in an `Arc` or `Box`. Anything else means the user shadowed it.
+    /// (shared or not) at any depth, or one in an `Arc` or `Box`. Anything else means the user
+    /// shadowed it.
     #[diagnostic::on_unimplemented(
         message = "each `.await` of a stage races against its context, but here `ctx` refers \
                    to a `{Self}`",
@@ -690,6 +691,13 @@ pub mod __private {
     }
 
     impl<T: StageContext + ?Sized> StageContext for &T {
+        #[inline]
+        fn context(&self) -> &Context {
+            (**self).context()
+        }
+    }
+
+    impl<T: StageContext + ?Sized> StageContext for &mut T {
         #[inline]
         fn context(&self) -> &Context {
             (**self).context()

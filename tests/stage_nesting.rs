@@ -139,6 +139,35 @@ async fn a_context_shadowed_by_a_macro_or_in_any_pattern_narrows_the_checkpoints
 }
 
 #[stage]
+async fn reassigned(mut parent: Context, work: Duration) -> Result<(), Error> {
+    parent = parent.with_timeout(Duration::from_secs(1)).0;
+    tokio::time::sleep(work).await;
+    Ok(())
+}
+
+#[stage]
+async fn replaced_in_place(parent: &mut Context, work: Duration) -> Result<(), Error> {
+    *parent = parent.with_timeout(Duration::from_secs(1)).0;
+    tokio::time::sleep(work).await;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_declared_context_changed_in_place_narrows_the_checkpoints() {
+    let ctx = Context::background();
+    assert_eq!(
+        reassigned(ctx.clone(), Duration::from_secs(5)).await,
+        Err(Error::DeadlineExceeded)
+    );
+    let mut owned = ctx.clone();
+    assert_eq!(
+        replaced_in_place(&mut owned, Duration::from_secs(5)).await,
+        Err(Error::DeadlineExceeded)
+    );
+    assert!(owned.deadline().is_some());
+}
+
+#[stage]
 async fn declared(parent: &Context, work: Duration) -> Result<(), Error> {
     // A function that declares its context keeps it, and its checkpoints use it.
     tokio::time::sleep(work).await;

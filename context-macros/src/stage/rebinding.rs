@@ -9,7 +9,8 @@
 //! The answer must never be "no" when the name can be rebound. Said "yes" to:
 //!
 //! - any binding of the name in a pattern (`let`, `match`, `if let`, `for`, closure and nested
-//!   function parameters: more than needed, but simple and rare) and any item of that name;
+//!   function parameters: more than needed, but simple and rare), and any item or import of
+//!   that name;
 //! - any macro whose input contains the name: a `macro_rules!` binds a name its caller can use
 //!   only when the caller wrote it (a `macro_rules!` defined in the body binds nothing itself);
 //! - any macro other than well-known ones (the standard library's, `log`'s, `tracing`'s, and
@@ -19,7 +20,7 @@
 
 use syn::ext::IdentExt;
 use syn::visit::{self, Visit};
-use syn::{Block, Expr, Ident, Item, Macro, Pat, PatIdent, Stmt};
+use syn::{Block, Expr, Ident, Item, Macro, Pat, PatIdent, Stmt, UseName, UseRename};
 
 /// Macros that bind nothing the caller sees unless given the name: the standard library's, the
 /// logging macros of `log` and `tracing`, and the `macro_rules!` of tokio and futures that
@@ -120,8 +121,16 @@ impl<'ast> Visit<'ast> for Scan {
     fn visit_item(&mut self, item: &'ast Item) {
         let named = match item {
             Item::Const(item) => Some(&item.ident),
+            Item::Enum(item) => Some(&item.ident),
+            Item::ExternCrate(item) => Some(item.rename.as_ref().map_or(&item.ident, |r| &r.1)),
             Item::Fn(item) => Some(&item.sig.ident),
+            Item::Mod(item) => Some(&item.ident),
             Item::Static(item) => Some(&item.ident),
+            Item::Struct(item) => Some(&item.ident),
+            Item::Trait(item) => Some(&item.ident),
+            Item::TraitAlias(item) => Some(&item.ident),
+            Item::Type(item) => Some(&item.ident),
+            Item::Union(item) => Some(&item.ident),
             // A `macro_rules!` definition binds nothing; its uses are macros like any other.
             Item::Macro(item) if item.mac.path.is_ident("macro_rules") => return,
             Item::Macro(item) => {
@@ -134,6 +143,18 @@ impl<'ast> Visit<'ast> for Scan {
             self.found = true;
         }
         visit::visit_item(self, item);
+    }
+
+    fn visit_use_name(&mut self, name: &'ast UseName) {
+        if self.is_ctx(&name.ident) {
+            self.found = true;
+        }
+    }
+
+    fn visit_use_rename(&mut self, rename: &'ast UseRename) {
+        if self.is_ctx(&rename.rename) {
+            self.found = true;
+        }
     }
 
     fn visit_expr(&mut self, expr: &'ast Expr) {

@@ -139,7 +139,7 @@ impl Stage {
                     errors.push(syn::Error::new(Span::call_site(), BELOW_INSTRUMENT));
                 }
                 let mut rewritten = original.clone();
-                let target = if may_rebind(&original, ctx.ident()) {
+                let target = if declared_mutably(&sig, &ctx) || may_rebind(&original, ctx.ident()) {
                     Target::InScope
                 } else {
                     Target::Watched
@@ -409,6 +409,24 @@ fn unwrap_type(mut ty: &Type) -> &Type {
             _ => return ty,
         }
     }
+}
+
+/// Whether the function declares its context so that the body can replace it in place (a
+/// `mut` binding, or `&mut Context`): then each checkpoint must look at it again.
+fn declared_mutably(sig: &Signature, ctx: &CtxParam) -> bool {
+    let CtxParam::Declared { ident, .. } = ctx else {
+        return false;
+    };
+    sig.inputs.iter().any(|input| match input {
+        FnArg::Typed(param) => match &*param.pat {
+            Pat::Ident(pat) if pat.ident == *ident => {
+                pat.mutability.is_some()
+                    || matches!(unwrap_type(&param.ty), Type::Reference(r) if r.mutability.is_some())
+            }
+            _ => false,
+        },
+        FnArg::Receiver(_) => false,
+    })
 }
 
 fn is_reference(ty: &Type) -> bool {
