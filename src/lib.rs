@@ -184,9 +184,9 @@ pub use context_core::*;
 ///   `tokio::select!`, are not checkpoints; nor are awaits inside macros that quote their
 ///   input (`stringify!`, `assert!`, `debug_assert!`, `dbg!`, anyhow's `ensure!`), which would
 ///   otherwise print the checkpoint's code in place of yours.
-/// - Every checkpoint borrows `ctx`, so `ctx` cannot be moved while awaits follow: to hand the
-///   context to a spawned task, clone it into another name
-///   (`let task_ctx = ctx.clone(); tokio::spawn(async move { work(&task_ctx).await })`).
+/// - A checkpoint may borrow `ctx` (it does when the body could rebind the name), so do not
+///   move `ctx` while awaits follow: to hand the context to a spawned task, clone it into
+///   another name (`let task_ctx = ctx.clone(); tokio::spawn(async move { work(&task_ctx).await })`).
 /// - `ctx.done().await` inside a stage is itself a checkpoint on `ctx`, so it returns
 ///   `Err(Canceled)` rather than running what follows; to clean up once the context ends,
 ///   mark that await `#[uninterruptible]`. Likewise `ctx.run(f).await` returns from the stage
@@ -198,13 +198,15 @@ pub use context_core::*;
 /// - A parameter whose type is a path ending in `Context` (without generic arguments) is taken
 ///   as the declared context, also another crate's (`opentelemetry::Context`, `tera::Context`):
 ///   give such a type another name (`use tera::Context as Template;`).
-/// - `ctx` may be shadowed by a `Context`, a reference to one, or an `Arc<Context>` or
-///   `Box<Context>`; shadowing it with anything else makes the awaits after it fail to compile
-///   (rustc says "here `ctx` refers to a ..."): name the context otherwise with `ctx = name`.
+/// - `ctx` may be shadowed by a `Context` or anything that dereferences to one (a reference,
+///   `Arc`, `Rc`, `Box`, a lock guard, a type of your own with `Deref<Target = Context>`);
+///   shadowing it with anything else makes the awaits after it fail to compile (rustc says
+///   "here `ctx` refers to a ..."): name the context otherwise with `ctx = name`.
 ///   A macro may shadow it too (`narrow!(ctx, ..)`), with one exception: a procedural macro
-///   named like a macro of the standard library, `log`, `tracing` or tokio (`info!`,
-///   `println!`, `select!`) that binds `ctx` without being given the name. Such a binding
-///   would go unseen, and the awaits after it would keep checking the stage's own context.
+///   that binds `ctx` without being given the name, called unqualified under the name of a
+///   macro of the standard library, `log`, `tracing` or tokio (an `info!` or `select!`
+///   imported from elsewhere). Such a binding would go unseen, and the awaits after it would
+///   keep checking the stage's own context.
 /// - Methods of an `#[async_trait]` impl are rewritten by `#[async_trait]` first, into boxed
 ///   futures `#[stage]` cannot rewrite: use native `async fn` in traits instead.
 /// - An output that borrows through a lifetime hidden in a path (`Ref<T>` for `Ref<'_, T>`)
@@ -635,6 +637,7 @@ pub use context_macros::pipeline;
 pub mod __private {
     use core::future::IntoFuture;
 
+    pub use context_core::__private::StageContext;
     pub use context_core::{Checkpoint, Context, CtxValue, Error, Watch};
 
     /// The registration that a stage's checkpoints share (see [`Watch`]): made on entry, so a
@@ -665,57 +668,6 @@ pub mod __private {
     #[inline]
     pub fn watched<F: IntoFuture>(future: F, watch: &mut Watch) -> Checkpoint<'_, F::IntoFuture> {
         watch.__checkpoint(future)
-    }
-
-    /// What the `ctx` in scope at a stage's `.await` may be: a [`Context`], a reference to one
-    /// (shared or not) at any depth, or one in an `Arc` or `Box`. Anything else means the user
-    /// shadowed it.
-    #[diagnostic::on_unimplemented(
-        message = "each `.await` of a stage races against its context, but here `ctx` refers \
-                   to a `{Self}`",
-        label = "this checkpoint expects `ctx` to be a `ctxpipe::Context`",
-        note = "a variable of the stage named like its context parameter hides the context \
-                from the awaits after it: rename that variable, or give the context another \
-                name with `#[stage(ctx = name)]`"
-    )]
-    pub trait StageContext {
-        /// The context itself.
-        fn context(&self) -> &Context;
-    }
-
-    impl StageContext for Context {
-        #[inline]
-        fn context(&self) -> &Context {
-            self
-        }
-    }
-
-    impl<T: StageContext + ?Sized> StageContext for &T {
-        #[inline]
-        fn context(&self) -> &Context {
-            (**self).context()
-        }
-    }
-
-    impl<T: StageContext + ?Sized> StageContext for &mut T {
-        #[inline]
-        fn context(&self) -> &Context {
-            (**self).context()
-        }
-    }
-
-    impl StageContext for std::sync::Arc<Context> {
-        #[inline]
-        fn context(&self) -> &Context {
-            self
-        }
-    }
-
-    impl StageContext for Box<Context> {
-        #[inline]
-        fn context(&self) -> &Context {
-            self
-        }
     }
 
     /// The identity call around each `#[stage]` checkpoint, `().__stage_await(..)`. Its
@@ -953,8 +905,8 @@ pub mod __private {
                    not convert from",
         label = "fails with `{E}`, which does not convert into `{Self}`",
         note = "a pipeline's error type is its first stage's, unless its header names one: \
-                write `error = MyError;` before `from`, where `MyError` implements `From` for \
-                each stage's error type and for `ctxpipe::Error`"
+                write `error = {E};` before `from` if `{E}` converts from `ctxpipe::Error` and \
+                from the other stages' error types, or name an error type that does"
     )]
     pub trait FromStageError<E> {
         /// `Self::from(error)`.

@@ -65,6 +65,13 @@ pub use context::{CancelHandle, Context, DropGuard};
 pub use ctx_value::CtxValue;
 pub use done::{Checkpoint, Done, Run, Watch};
 pub use error::Error;
+/// Not public API: what the code `#[stage]` generates needs from the runtime, re-exported by
+/// the facade's own `__private`.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::context::StageContext;
+}
+
 pub use pipeline::{
     Pipeline, Progress, Report, StageOptions, StageReport, DEFAULT_BATCH, DEFAULT_BUFFER,
 };

@@ -129,7 +129,8 @@ async fn returns_self_alias() -> Result<Service, Box<dyn std::error::Error + Sen
     Ok(Service { hits: 0 })
 }
 
-/// `ctx` shadowed by each kind of handle to a context the checkpoints accept.
+/// `ctx` shadowed by each kind of handle to a context the checkpoints accept: anything that
+/// dereferences to one.
 #[stage]
 async fn shadowed_by_handles() -> Result<u32, Error> {
     let (child, _cancel) = ctx.with_cancel();
@@ -141,7 +142,25 @@ async fn shadowed_by_handles() -> Result<u32, Error> {
     tokio::task::yield_now().await;
     let ctx: Context = *ctx;
     tokio::task::yield_now().await;
+    let ctx = std::rc::Rc::new(ctx);
+    tokio::task::yield_now().await;
+    let ctx = Request((*ctx).clone());
+    tokio::task::yield_now().await;
+    let shared = tokio::sync::Mutex::new(ctx.0.clone());
+    let ctx = shared.lock().await;
+    tokio::task::yield_now().await;
     Ok(ctx.value::<Count>().map_or(0, |count| count.0))
+}
+
+/// A type of the user's own that dereferences to a context.
+struct Request(Context);
+
+impl std::ops::Deref for Request {
+    type Target = Context;
+
+    fn deref(&self) -> &Context {
+        &self.0
+    }
 }
 
 #[stage(crate = ::ctxpipe)]
