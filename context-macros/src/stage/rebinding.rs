@@ -9,18 +9,21 @@
 //! The answer must never be "no" when the name can be rebound. Said "yes" to:
 //!
 //! - any binding of the name in a pattern (`let`, `match`, `if let`, `for`, closure and nested
-//!   function parameters: more than needed, but simple and rare), and any item or import of
-//!   that name;
+//!   function parameters: more than needed, but simple and rare), any item or import of that
+//!   name, and any glob import;
 //! - any macro whose input contains the name: a `macro_rules!` binds a name its caller can use
 //!   only when the caller wrote it (a `macro_rules!` defined in the body binds nothing itself);
 //! - any macro other than well-known ones (the standard library's, `log`'s, `tracing`'s, and
-//!   tokio's `pin!`, `join!`, `select!`) where it could expand to statements or items (a
-//!   statement, an item, a pattern) or around an await: a procedural macro can make a binding
-//!   the caller sees without being given the name.
+//!   tokio's `pin!`, `join!`, `select!`, written unqualified or under their crate's name) where
+//!   it could expand to statements or items (a statement, an item, a pattern) or around an
+//!   await: a procedural macro can make a binding the caller sees without being given the
+//!   name.
 
 use syn::ext::IdentExt;
 use syn::visit::{self, Visit};
-use syn::{Block, Expr, Ident, Item, Macro, Pat, PatIdent, Stmt, UseName, UseRename};
+use syn::{
+    Block, Expr, ForeignItem, Ident, Item, Macro, Pat, PatIdent, Stmt, UseGlob, UseName, UseRename,
+};
 
 /// Macros that bind nothing the caller sees unless given the name: the standard library's, the
 /// logging macros of `log` and `tracing`, and the `macro_rules!` of tokio and futures that
@@ -157,6 +160,24 @@ impl<'ast> Visit<'ast> for Scan {
         }
     }
 
+    fn visit_use_glob(&mut self, _: &'ast UseGlob) {
+        // It may bring in anything, `ctx` included.
+        self.found = true;
+    }
+
+    fn visit_foreign_item(&mut self, item: &'ast ForeignItem) {
+        let named = match item {
+            ForeignItem::Fn(item) => Some(&item.sig.ident),
+            ForeignItem::Static(item) => Some(&item.ident),
+            ForeignItem::Type(item) => Some(&item.ident),
+            _ => None,
+        };
+        if named.is_some_and(|ident| self.is_ctx(ident)) {
+            self.found = true;
+        }
+        visit::visit_foreign_item(self, item);
+    }
+
     fn visit_expr(&mut self, expr: &'ast Expr) {
         match expr {
             Expr::Macro(mac) => {
@@ -178,11 +199,21 @@ impl<'ast> Visit<'ast> for Scan {
     }
 }
 
+/// The crates whose macros [`WELL_KNOWN_MACROS`] names.
+const WELL_KNOWN_CRATES: &[&str] = &["alloc", "core", "futures", "log", "std", "tokio", "tracing"];
+
+/// Whether `mac` is one of [`WELL_KNOWN_MACROS`], written unqualified or under a crate of
+/// [`WELL_KNOWN_CRATES`] (`tracing::info!`): another crate's `info!` may be anything.
 fn is_well_known(mac: &Macro) -> bool {
-    mac.path
-        .segments
-        .last()
-        .is_some_and(|segment| WELL_KNOWN_MACROS.iter().any(|name| segment.ident == name))
+    let segments = &mac.path.segments;
+    let from_known_crate = (segments.len() == 1 && mac.path.leading_colon.is_none())
+        || segments
+            .first()
+            .is_some_and(|first| WELL_KNOWN_CRATES.iter().any(|name| first.ident == name));
+    from_known_crate
+        && segments
+            .last()
+            .is_some_and(|last| WELL_KNOWN_MACROS.iter().any(|name| last.ident == name))
 }
 
 /// Whether any identifier in `tokens`, at any depth, satisfies `matches`.
