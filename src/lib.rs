@@ -436,7 +436,7 @@ pub use context_macros::ctx_value;
 ///
 /// | line | meaning | without it |
 /// |---|---|---|
-/// | `in CONTEXT;` | the pipeline runs under a child of this [`Context`] (a `Context`, a reference to one at any depth, or an `Arc<Context>`; borrowed, not moved): stages see its values and its deadline, and cancelling it stops the pipeline, which returns [`Error::Canceled`] (or [`Error::DeadlineExceeded`]) converted into its error type | [`Context::background()`] |
+/// | `in CONTEXT;` | the pipeline runs under a child of this [`Context`] (a `Context` or anything that dereferences to one: a reference at any depth, an `Arc<Context>`; borrowed, not moved): stages see its values and its deadline, and cancelling it stops the pipeline, which returns [`Error::Canceled`] (or [`Error::DeadlineExceeded`]) converted into its error type | [`Context::background()`] |
 /// | `error = TYPE;` | the pipeline's error type (see [below](#the-error-type)) | the first function stage's error type |
 /// | `progress = CLOSURE;` | called once, before anything runs, with the pipeline's [`Progress`]: a live view of its counters and, after the run, its [`Report`] | no progress handle |
 /// | `crate = PATH;` | where ctxpipe is, for a dependency renamed in `Cargo.toml` | `::ctxpipe` |
@@ -637,7 +637,7 @@ pub use context_macros::pipeline;
 pub mod __private {
     use core::future::IntoFuture;
 
-    pub use context_core::__private::StageContext;
+    pub use context_core::__private::{Parent, StageContext};
     pub use context_core::{Checkpoint, Context, CtxValue, Error, Watch};
 
     /// The registration that a stage's checkpoints share (see [`Watch`]): made on entry, so a
@@ -849,47 +849,6 @@ pub mod __private {
     }
 
     pub use context_core::{Pipeline, Progress, StageOptions};
-
-    /// What `in <context>;` of `pipeline!` accepts: a [`Context`], borrowed any number of times
-    /// (`in &ctx;` where `ctx` is already a `&Context`, as in a stage), or in an `Arc` or `Box`.
-    #[diagnostic::on_unimplemented(
-        message = "expected a `Context` after `in`, found `{Self}`",
-        label = "expected `ctxpipe::Context` or a reference to one",
-        note = "the pipeline runs under a child of this context: write `in &ctx;` or `in ctx;`, \
-                or leave the line out to run under `Context::background()`"
-    )]
-    pub trait Parent {
-        /// The context itself.
-        fn context(&self) -> &Context;
-    }
-
-    impl Parent for Context {
-        #[inline]
-        fn context(&self) -> &Context {
-            self
-        }
-    }
-
-    impl<T: Parent + ?Sized> Parent for &T {
-        #[inline]
-        fn context(&self) -> &Context {
-            (**self).context()
-        }
-    }
-
-    impl Parent for std::sync::Arc<Context> {
-        #[inline]
-        fn context(&self) -> &Context {
-            self
-        }
-    }
-
-    impl Parent for Box<Context> {
-        #[inline]
-        fn context(&self) -> &Context {
-            self
-        }
-    }
 
     /// The context of `in <context>;`; the generated call spans the user's expression.
     #[inline]

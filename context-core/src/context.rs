@@ -3,7 +3,6 @@
 use std::any::Any;
 use std::fmt;
 use std::future::IntoFuture;
-use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -436,41 +435,5 @@ impl fmt::Debug for DropGuard {
         f.debug_struct("DropGuard")
             .field("armed", &self.handle.is_some())
             .finish()
-    }
-}
-
-/// Not public API: what the context named at a `#[stage]` await may be, a [`Context`] or
-/// anything that dereferences to one (a reference at any depth, `Arc`, `Rc`, `Box`, a lock
-/// guard, a type with `Deref<Target = Context>`). Anything else means the stage shadowed the
-/// name with something else. Defined here, beside `Context`, so that the impl for every
-/// `Deref` type may leave `Context` out.
-#[doc(hidden)]
-#[diagnostic::on_unimplemented(
-    message = "each `.await` of a stage races against its context, but here `ctx` refers to a \
-               `{Self}`",
-    label = "this checkpoint expects `ctx` to be a `ctxpipe::Context`",
-    note = "a variable named like the stage's context (`ctx`, or the name given with \
-            `#[stage(ctx = ..)]`) hides the context from the awaits after it: rename that \
-            variable, or give the context another name with `#[stage(ctx = name)]`"
-)]
-pub trait StageContext {
-    /// The context itself.
-    fn context(&self) -> &Context;
-}
-
-impl StageContext for Context {
-    #[inline]
-    fn context(&self) -> &Context {
-        self
-    }
-}
-
-impl<T: Deref + ?Sized> StageContext for T
-where
-    T::Target: StageContext,
-{
-    #[inline]
-    fn context(&self) -> &Context {
-        (**self).context()
     }
 }

@@ -52,6 +52,7 @@ mod context;
 mod ctx_value;
 mod done;
 mod error;
+mod handles;
 mod loom;
 mod pipeline;
 mod slab;
@@ -69,7 +70,7 @@ pub use error::Error;
 /// the facade's own `__private`.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::context::StageContext;
+    pub use crate::handles::{Parent, StageContext};
 }
 
 pub use pipeline::{
