@@ -73,6 +73,13 @@ impl Registration {
         }
     }
 
+    /// [`poll_done`](Self::poll_done), ready with `node`'s error: what a race against the
+    /// context does when its future is pending.
+    fn poll_error(&mut self, node: &Arc<Node>, cx: &mut TaskContext<'_>) -> Poll<Error> {
+        self.poll_done(node, cx)
+            .map(|()| node.err().unwrap_or(Error::Canceled))
+    }
+
     /// Removes the waker from `node`, if one is registered.
     fn release(&mut self, node: &Node) {
         if let Some(key) = self.key.take() {
@@ -200,10 +207,7 @@ impl Watch {
     /// registration serves them all. Kept out of line so the ready path stays short.
     #[inline(never)]
     fn wait(&mut self, cx: &mut TaskContext<'_>) -> Poll<Error> {
-        match self.registration.poll_done(&self.node, cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(()) => Poll::Ready(self.node.err().unwrap_or(Error::Canceled)),
-        }
+        self.registration.poll_error(&self.node, cx)
     }
 }
 
@@ -297,11 +301,8 @@ impl<F: Future> Run<'_, F> {
         if let Poll::Ready(output) = this.future.poll(cx) {
             return Poll::Ready(Ok(output));
         }
-        match this.slot.registration().poll_done(node, cx) {
-            Poll::Pending => Poll::Pending,
-            // Done between the two checks: the inner future is dropped with `Run`.
-            Poll::Ready(()) => Poll::Ready(Err(node.err().unwrap_or(Error::Canceled))),
-        }
+        // Ready if done between the two checks: the inner future is dropped with `Run`.
+        this.slot.registration().poll_error(node, cx).map(Err)
     }
 }
 

@@ -111,3 +111,12 @@ impl Parse for BlockWithInner {
         Ok(BlockWithInner(inner, Block { brace_token, stmts }))
     }
 }
+
+/// Whether any identifier in `tokens`, at any depth, satisfies `matches`.
+fn mentions(tokens: TokenStream, matches: impl Fn(&proc_macro2::Ident) -> bool + Copy) -> bool {
+    tokens.into_iter().any(|tree| match tree {
+        TokenTree::Ident(ident) => matches(&ident),
+        TokenTree::Group(group) => mentions(group.stream(), matches),
+        _ => false,
+    })
+}

@@ -25,6 +25,8 @@ use syn::{
     Block, Expr, ForeignItem, Ident, Item, Macro, Pat, PatIdent, Stmt, UseGlob, UseName, UseRename,
 };
 
+use super::mentions;
+
 /// Macros that bind nothing the caller sees unless given the name: the standard library's, the
 /// logging macros of `log` and `tracing`, and the `macro_rules!` of tokio and futures that
 /// stages use most (`pin!` binds only the names it is given).
@@ -83,6 +85,13 @@ impl Scan {
         ident.unraw() == self.ctx
     }
 
+    /// Something named `name` is bound or declared: it counts if that is the context's name.
+    fn named(&mut self, name: Option<&Ident>) {
+        if name.is_some_and(|ident| self.is_ctx(ident)) {
+            self.found = true;
+        }
+    }
+
     /// A macro in a place where it could expand to statements, items or a pattern.
     fn binding_place(&mut self, mac: &Macro) {
         if !is_well_known(mac) {
@@ -101,9 +110,7 @@ impl Scan {
 
 impl<'ast> Visit<'ast> for Scan {
     fn visit_pat_ident(&mut self, pat: &'ast PatIdent) {
-        if self.is_ctx(&pat.ident) {
-            self.found = true;
-        }
+        self.named(Some(&pat.ident));
         visit::visit_pat_ident(self, pat);
     }
 
@@ -142,22 +149,16 @@ impl<'ast> Visit<'ast> for Scan {
             }
             _ => None,
         };
-        if named.is_some_and(|ident| self.is_ctx(ident)) {
-            self.found = true;
-        }
+        self.named(named);
         visit::visit_item(self, item);
     }
 
     fn visit_use_name(&mut self, name: &'ast UseName) {
-        if self.is_ctx(&name.ident) {
-            self.found = true;
-        }
+        self.named(Some(&name.ident));
     }
 
     fn visit_use_rename(&mut self, rename: &'ast UseRename) {
-        if self.is_ctx(&rename.rename) {
-            self.found = true;
-        }
+        self.named(Some(&rename.rename));
     }
 
     fn visit_use_glob(&mut self, _: &'ast UseGlob) {
@@ -172,9 +173,7 @@ impl<'ast> Visit<'ast> for Scan {
             ForeignItem::Type(item) => Some(&item.ident),
             _ => None,
         };
-        if named.is_some_and(|ident| self.is_ctx(ident)) {
-            self.found = true;
-        }
+        self.named(named);
         visit::visit_foreign_item(self, item);
     }
 
@@ -214,15 +213,6 @@ fn is_well_known(mac: &Macro) -> bool {
         && segments
             .last()
             .is_some_and(|last| WELL_KNOWN_MACROS.iter().any(|name| last.ident == name))
-}
-
-/// Whether any identifier in `tokens`, at any depth, satisfies `matches`.
-fn mentions(tokens: proc_macro2::TokenStream, matches: impl Fn(&Ident) -> bool + Copy) -> bool {
-    tokens.into_iter().any(|tree| match tree {
-        proc_macro2::TokenTree::Ident(ident) => matches(&ident),
-        proc_macro2::TokenTree::Group(group) => mentions(group.stream(), matches),
-        _ => false,
-    })
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use syn::{
 use super::args::{Arg, StageArgs};
 use super::checkpoint::{Checkpoints, Mode, Target};
 use super::rebinding::may_rebind;
-use super::{Body, StageFn};
+use super::{mentions, Body, StageFn};
 use crate::errors::Errors;
 use crate::runtime::Runtime;
 
@@ -531,14 +531,9 @@ fn check_clash(pat: &Pat, ctx: &Ident, errors: &mut Errors) -> bool {
 /// Whether `#[tracing::instrument]` already expanded this body: it moves an async fn's body
 /// into an async block bound to `__tracing_instrument_future`.
 fn expanded_by_instrument(body: &Block) -> bool {
-    fn mentions(tokens: TokenStream) -> bool {
-        tokens.into_iter().any(|token| match token {
-            proc_macro2::TokenTree::Ident(ident) => ident == "__tracing_instrument_future",
-            proc_macro2::TokenTree::Group(group) => mentions(group.stream()),
-            _ => false,
-        })
-    }
-    mentions(body.to_token_stream())
+    mentions(body.to_token_stream(), |ident| {
+        ident == "__tracing_instrument_future"
+    })
 }
 
 /// Whether `#[async_trait]` expanded this method before `#[stage]` saw it: it is no longer
