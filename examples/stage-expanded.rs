@@ -77,9 +77,12 @@ pub async fn load_profile(
     if let ::core::option::Option::Some(__error) = ::ctxpipe::__private::entry(ctx) {
         return ::ctxpipe::__private::stage_error(__error);
     }
-    // One registration with the context, shared by the checkpoints on it.
+    // One registration with the context, shared by the checkpoints on it. Every checkpoint
+    // here races the stage's own `ctx`, which the stage borrows: so does this, taking no
+    // reference count. (A stage that may shadow `ctx`, or owns its context, gets
+    // `__private::watch(ctx)`, which owns a handle and can move to a shadowing context.)
     #[allow(unused_mut, unused_variables)]
-    let mut __watch = ::ctxpipe::__private::watch(ctx);
+    let mut __watch = ::ctxpipe::__private::home_watch(ctx);
     // Then the `#[ctx_value]` parameters, in declaration order.
     let user: &UserId = match ::ctxpipe::__private::value::<UserId>(ctx) {
         ::core::option::Option::Some(__value) => __value,

@@ -637,7 +637,9 @@ pub use context_macros::pipeline;
 pub mod __private {
     use core::future::IntoFuture;
 
-    pub use context_core::__private::{Parent, StageContext};
+    pub use context_core::__private::{
+        home_watch, watched, HomeWatch, Parent, StageContext, Watcher,
+    };
     pub use context_core::{Checkpoint, Context, CtxValue, Error, Watch};
 
     /// The registration that a stage's checkpoints share (see [`Watch`]): made on entry, so a
@@ -663,12 +665,6 @@ pub mod __private {
         ctx.context().__checkpoint(watch, future)
     }
 
-    /// The checkpoint of a stage whose body never binds `ctx` again: as [`checkpoint`], on the
-    /// context `watch` was made on at entry, the stage's own.
-    #[inline]
-    pub fn watched<F: IntoFuture>(future: F, watch: &mut Watch) -> Checkpoint<'_, F::IntoFuture> {
-        watch.__checkpoint(future)
-    }
 
     /// The identity call around each `#[stage]` checkpoint, `().__stage_await(..)`. Its
     /// receiver and parentheses carry the spans of the user's awaited expression and `.await`,

@@ -42,10 +42,10 @@ mod counting {
             ::ctxpipe::__private::checkpoint(future, ctx, watch)
         }
 
-        pub fn watched<F: IntoFuture>(
+        pub fn watched<F: IntoFuture, W: Watcher>(
             future: F,
-            watch: &mut Watch,
-        ) -> Checkpoint<'_, F::IntoFuture> {
+            watch: &mut W,
+        ) -> Checkpoint<'_, F::IntoFuture, W> {
             CHECKPOINTS.with(|count| count.set(count.get() + 1));
             WATCHED.with(|count| count.set(count.get() + 1));
             ::ctxpipe::__private::watched(future, watch)

@@ -187,12 +187,6 @@ impl Watch {
         }
     }
 
-    /// Not public API: the checkpoint of a `#[stage]` whose body never rebinds `ctx`, on the
-    /// context this watches (the stage's own).
-    #[doc(hidden)]
-    pub fn __checkpoint<F: IntoFuture>(&mut self, future: F) -> Checkpoint<'_, F::IntoFuture> {
-        Checkpoint::watched(self, future)
-    }
 
     /// A [`Checkpoint`] on another context than the one watched (the stage shadowed `ctx`):
     /// the registration moves there. Kept out of line so the common path stays short.
@@ -200,14 +194,6 @@ impl Watch {
     fn follow(&mut self, node: &Arc<Node>) {
         self.registration.release(&self.node);
         self.node = Arc::clone(node);
-    }
-
-    /// The pending path of a [`Checkpoint`]: ready with the context's error once it is done,
-    /// otherwise registers with it. A stage's awaits run one after another, so one
-    /// registration serves them all. Kept out of line so the ready path stays short.
-    #[inline(never)]
-    fn wait(&mut self, cx: &mut TaskContext<'_>) -> Poll<Error> {
-        self.registration.poll_error(&self.node, cx)
     }
 }
 
@@ -223,6 +209,110 @@ impl fmt::Debug for Watch {
             .field("done", &self.node.is_done())
             .field("registered", &self.registration.key.is_some())
             .finish()
+    }
+}
+
+/// The registration a `#[stage]` shares between its checkpoints when they all race the stage's
+/// own context, which the stage borrows for as long as it runs: unlike a [`Watch`], making
+/// one takes no reference count, so a stage whose awaits are all ready at once pays nothing
+/// for it. Not public API: made by the code `#[stage]` generates, through
+/// [`Context::__home_watch`](crate::Context::__home_watch).
+#[doc(hidden)]
+pub struct HomeWatch<'c> {
+    /// The context itself, for the check on each poll (one load fewer than through `arc`).
+    node: &'c Node,
+    /// The same node, for registering (the shared timer keeps a handle to it).
+    arc: &'c Arc<Node>,
+    registration: Registration,
+}
+
+impl<'c> HomeWatch<'c> {
+    pub(crate) fn new(arc: &'c Arc<Node>) -> HomeWatch<'c> {
+        HomeWatch {
+            node: arc,
+            arc,
+            registration: Registration::default(),
+        }
+    }
+}
+
+impl Drop for HomeWatch<'_> {
+    fn drop(&mut self) {
+        self.registration.release(self.node);
+    }
+}
+
+impl fmt::Debug for HomeWatch<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HomeWatch")
+            .field("done", &self.node.is_done())
+            .field("registered", &self.registration.key.is_some())
+            .finish()
+    }
+}
+
+/// What a [`Checkpoint`] registers through: a [`Watch`], or a stage's [`HomeWatch`].
+/// Sealed: implemented by those two only.
+pub trait Watcher: sealed::Registers {}
+
+impl Watcher for Watch {}
+impl Watcher for HomeWatch<'_> {}
+
+mod sealed {
+    use std::sync::Arc;
+    use std::task::{Context as TaskContext, Poll};
+
+    use super::{HomeWatch, Watch};
+    use crate::error::Error;
+    use crate::tree::Node;
+
+    /// What a checkpoint needs from its watcher.
+    pub trait Registers {
+        /// Whether the context the checkpoint races against is open and has no deadline
+        /// (`Node::quiet`): then one load says it is not done.
+        fn quiet(&self) -> bool;
+
+        /// That context's error, once it is done.
+        fn err(&self) -> Option<Error>;
+
+        /// The pending path: ready with the context's error once it is done, otherwise
+        /// registers with it. A stage's awaits run one after another, so one registration
+        /// serves them all.
+        fn wait(&mut self, cx: &mut TaskContext<'_>) -> Poll<Error>;
+    }
+
+    impl Registers for Watch {
+        #[inline(always)]
+        fn quiet(&self) -> bool {
+            self.node.quiet()
+        }
+
+        fn err(&self) -> Option<Error> {
+            self.node.err()
+        }
+
+        // Kept out of line so the ready path stays short.
+        #[inline(never)]
+        fn wait(&mut self, cx: &mut TaskContext<'_>) -> Poll<Error> {
+            self.registration.poll_error(&self.node, cx)
+        }
+    }
+
+    impl Registers for HomeWatch<'_> {
+        #[inline(always)]
+        fn quiet(&self) -> bool {
+            self.node.quiet()
+        }
+
+        fn err(&self) -> Option<Error> {
+            self.node.err()
+        }
+
+        #[inline(never)]
+        fn wait(&mut self, cx: &mut TaskContext<'_>) -> Poll<Error> {
+            let arc: &Arc<Node> = self.arc;
+            self.registration.poll_error(arc, cx)
+        }
     }
 }
 
@@ -351,8 +441,8 @@ pin_project! {
     /// with (its own, or a narrower one it shadowed `ctx` with). It holds nothing but the
     /// `Watch` and the inner future, so that making one on each await stores one pointer.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
-    pub struct Checkpoint<'a, F> {
-        watch: &'a mut Watch,
+    pub struct Checkpoint<'a, F, W: Watcher = Watch> {
+        watch: &'a mut W,
         #[pin]
         future: F,
     }
@@ -370,10 +460,12 @@ impl<'a, F: Future> Checkpoint<'a, F> {
         }
         Checkpoint::watched(watch, future)
     }
+}
 
+impl<'a, F: Future, W: Watcher> Checkpoint<'a, F, W> {
     /// A checkpoint on the context `watch` watches.
     #[inline]
-    pub(crate) fn watched(watch: &'a mut Watch, future: impl IntoFuture<IntoFuture = F>) -> Self {
+    pub(crate) fn watched(watch: &'a mut W, future: impl IntoFuture<IntoFuture = F>) -> Self {
         Checkpoint {
             watch,
             future: future.into_future(),
@@ -381,12 +473,12 @@ impl<'a, F: Future> Checkpoint<'a, F> {
     }
 }
 
-impl<F: Future> Future for Checkpoint<'_, F> {
+impl<F: Future, W: Watcher> Future for Checkpoint<'_, F, W> {
     type Output = Result<F::Output, Error>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        if !self.watch.node.quiet() {
+        if !self.watch.quiet() {
             // Cancelled, or a deadline to compare with the clock: a separate path, so that
             // the common one below does not merge with it and stays a load, a test and the
             // inner poll.
@@ -396,13 +488,13 @@ impl<F: Future> Future for Checkpoint<'_, F> {
     }
 }
 
-impl<F: Future> Checkpoint<'_, F> {
+impl<F: Future, W: Watcher> Checkpoint<'_, F, W> {
     #[inline(never)]
     fn poll_checked(
         self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,
     ) -> Poll<<Self as Future>::Output> {
-        if let Some(err) = self.watch.node.err() {
+        if let Some(err) = self.watch.err() {
             return Poll::Ready(Err(err));
         }
         self.poll_inner(cx)
@@ -421,10 +513,10 @@ impl<F: Future> Checkpoint<'_, F> {
     }
 }
 
-impl<F> fmt::Debug for Checkpoint<'_, F> {
+impl<F, W: Watcher> fmt::Debug for Checkpoint<'_, F, W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Checkpoint")
-            .field("done", &self.watch.node.is_done())
+            .field("done", &self.watch.err().is_some())
             .finish_non_exhaustive()
     }
 }
@@ -616,5 +708,55 @@ mod tests {
             checkpoint.poll(&mut TaskContext::from_waker(&waker)),
             Poll::Ready(Err(Error::Canceled))
         );
+    }
+
+    #[test]
+    fn home_watch_borrows_its_context_and_registers_once() {
+        let (ctx, cancel) = Context::background().with_cancel();
+        let handles = Arc::strong_count(&ctx.node);
+        let mut watch = crate::__private::home_watch(&ctx);
+        assert_eq!(
+            Arc::strong_count(&ctx.node),
+            handles,
+            "making it takes no reference count"
+        );
+        let (counter, waker) = waker();
+        let mut cx = TaskContext::from_waker(&waker);
+
+        let ready = pin!(crate::__private::watched(std::future::ready(1), &mut watch));
+        assert_eq!(ready.poll(&mut cx), Poll::Ready(Ok(1)));
+        assert_eq!(wakers(&ctx), 0, "a ready await registers nothing");
+
+        for _ in 0..3 {
+            let pending = std::future::pending::<()>();
+            let mut pending = pin!(crate::__private::watched(pending, &mut watch));
+            assert!(pending.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(wakers(&ctx), 1, "one registration for every await");
+        }
+        let mut pending = pin!(crate::__private::watched(
+            std::future::pending::<()>(),
+            &mut watch
+        ));
+        assert!(pending.as_mut().poll(&mut cx).is_pending());
+        cancel.cancel();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "the cancel wakes it");
+        assert_eq!(pending.poll(&mut cx), Poll::Ready(Err(Error::Canceled)));
+    }
+
+    #[test]
+    fn home_watch_leaves_no_waker_behind() {
+        let (ctx, _cancel) = Context::background().with_cancel();
+        let (_, waker) = waker();
+        {
+            let mut watch = crate::__private::home_watch(&ctx);
+            let pending = std::future::pending::<()>();
+            let mut pending = pin!(crate::__private::watched(pending, &mut watch));
+            assert!(pending
+                .as_mut()
+                .poll(&mut TaskContext::from_waker(&waker))
+                .is_pending());
+            assert_eq!(wakers(&ctx), 1);
+        }
+        assert_eq!(wakers(&ctx), 0, "dropping it removes its waker");
     }
 }

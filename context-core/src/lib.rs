@@ -70,7 +70,28 @@ pub use error::Error;
 /// the facade's own `__private`.
 #[doc(hidden)]
 pub mod __private {
+    use std::future::IntoFuture;
+
+    pub use crate::done::{HomeWatch, Watcher};
     pub use crate::handles::{Parent, StageContext};
+    use crate::{Checkpoint, Context};
+
+    /// The registration of a stage whose checkpoints all race its own context, borrowed for
+    /// the stage's whole run: no reference count is taken.
+    #[inline]
+    pub fn home_watch(ctx: &Context) -> HomeWatch<'_> {
+        HomeWatch::new(&ctx.node)
+    }
+
+    /// The checkpoint of a stage whose body never binds `ctx` again, on the context `watch`
+    /// watches (the stage's own).
+    #[inline]
+    pub fn watched<F: IntoFuture, W: Watcher>(
+        future: F,
+        watch: &mut W,
+    ) -> Checkpoint<'_, F::IntoFuture, W> {
+        Checkpoint::watched(watch, future)
+    }
 }
 
 pub use pipeline::{

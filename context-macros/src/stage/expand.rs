@@ -5,7 +5,8 @@
 //!     #![inner attrs]
 //!     use __private::StageAwait as _;           // the trait of `().__stage_await(..)`
 //!     if let Some(error) = __private::entry(ctx) { return __private::stage_error(error); }
-//!     let mut watch = __private::watch(ctx);   // the checkpoints' shared registration
+//!     let mut watch = __private::home_watch(ctx); // the checkpoints' shared registration
+//!                                                 // (`watch(ctx)` if the body may shadow ctx)
 //!     let user: &UserId = match __private::value::<UserId>(ctx) {
 //!         Some(value) => value,
 //!         None => return __private::stage_error(__private::missing::<UserId>()),
@@ -149,12 +150,17 @@ impl Stage {
         let value = Ident::new("__value", ours);
         let ret = stage_error(rt, self.ret, quote!(#error));
         let watch = watch_ident(ours);
+        let make = if self.home {
+            quote_spanned!(ours=> home_watch)
+        } else {
+            quote_spanned!(ours=> watch)
+        };
         let mut out = quote_spanned! {ours=>
             if let ::core::option::Option::Some(#error) = #rt::entry(#ctx) {
                 #ret
             }
             #[allow(unused_mut, unused_variables)]
-            let mut #watch = #rt::watch(#ctx);
+            let mut #watch = #rt::#make(#ctx);
         };
         for param in &self.values {
             let attrs = &param.attrs;

@@ -50,6 +50,10 @@ pub(crate) struct Stage {
     pub(crate) body: StageBody,
     /// A parameter has the inserted context's name: the fallback inserts it under a hidden one.
     pub(crate) clash: bool,
+    /// Every checkpoint races the stage's own context, and the stage borrows it (`&Context`):
+    /// the checkpoints share a registration that borrows it too, so entry takes no reference
+    /// count (`__private::home_watch`).
+    pub(crate) home: bool,
 }
 
 /// Where the context comes from.
@@ -133,6 +137,7 @@ impl Stage {
         sig.inputs = params.inputs;
         let (ctx, clash) = context(ctx_arg, params.declared, &sig, &params.values, errors);
         let rt = Runtime(krate);
+        let mut home = false;
         let body = match body {
             Body::Parsed(original) => {
                 if expanded_by_instrument(&original) {
@@ -144,6 +149,8 @@ impl Stage {
                 } else {
                     Target::Watched
                 };
+                home = target == Target::Watched
+                    && !matches!(ctx, CtxParam::Declared { by_ref: false, .. });
                 Checkpoints::new(&rt, ctx.ident(), ret, Mode::Rewrite(target), errors)
                     .visit_block_mut(&mut rewritten);
                 StageBody::Parsed {
@@ -165,6 +172,7 @@ impl Stage {
             ret,
             body,
             clash,
+            home,
         }
     }
 }
