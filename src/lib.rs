@@ -665,7 +665,6 @@ pub mod __private {
         ctx.context().__checkpoint(watch, future)
     }
 
-
     /// The identity call around each `#[stage]` checkpoint, `().__stage_await(..)`. Its
     /// receiver and parentheses carry the spans of the user's awaited expression and `.await`,
     /// so that the checkpoint as a whole spans the user's own tokens: lints about its value (an

@@ -659,3 +659,105 @@ fn cancel_returns_after_every_descendant_is_done_even_with_a_concurrent_inner_ca
         }
     });
 }
+
+/// Stage calls that keep their context past the call — moved into spawned tasks, sent to
+/// another thread, cloned, held across awaits — while many items run on two threads: every
+/// handle stays usable (the same context, its values, its cancellation) and, once all are
+/// dropped, every context the pipeline made has left its parent.
+#[test]
+fn pipeline_calls_that_keep_their_context() {
+    with_hang_guard("pipeline_calls_that_keep_their_context", || {
+        let rt = runtime();
+        let released = Arc::new(AtomicUsize::new(0));
+        for round in 0..20u64 {
+            // Every context of the run shares this value: it is dropped once they all are.
+            let (parent, cancel) = Context::background()
+                .with_value(Round(released.clone()))
+                .with_cancel();
+            let spawned = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let (kept_tx, kept_rx) = mpsc::channel::<Context>();
+            // Holds the contexts it is sent on another thread, until the run is over.
+            let keeper = thread::spawn(move || kept_rx.iter().collect::<Vec<Context>>());
+            let tasks = spawned.clone();
+            let pipeline = ctxpipe::Pipeline::<u64, ctxpipe::Error>::new(&parent, 0..2_000u64)
+                .map(
+                    ctxpipe::StageOptions::new("keep").workers(4),
+                    move |ctx: Context, n: u64| {
+                        let mut rng = Rng::new(round * 10_000 + n);
+                        let kept_tx = kept_tx.clone();
+                        let tasks = tasks.clone();
+                        match rng.below(5) {
+                            0 => drop(ctx),
+                            1 => {
+                                let clone = ctx.clone();
+                                let task = tokio::spawn(async move {
+                                    tokio::task::yield_now().await;
+                                    assert!(clone.value::<Round>().is_some());
+                                });
+                                tasks.lock().unwrap().push(task);
+                            }
+                            2 => {
+                                let task = tokio::spawn(async move {
+                                    tokio::task::yield_now().await;
+                                    assert!(ctx.value::<Round>().is_some());
+                                    drop(ctx);
+                                });
+                                tasks.lock().unwrap().push(task);
+                            }
+                            3 => kept_tx.send(ctx).unwrap(),
+                            _ => {
+                                return boxed(async move {
+                                    tokio::task::yield_now().await;
+                                    assert!(ctx.value::<Round>().is_some());
+                                    Ok(n)
+                                });
+                            }
+                        }
+                        boxed(async move { Ok(n) })
+                    },
+                )
+                .count();
+            let count = rt.block_on(pipeline).expect("no stage fails");
+            assert_eq!(count, 2_000);
+            let tasks: Vec<_> = std::mem::take(&mut *spawned.lock().unwrap());
+            rt.block_on(async {
+                for task in tasks {
+                    task.await.expect("a spawned holder");
+                }
+            });
+            let kept = keeper.join().expect("the keeping thread");
+            for ctx in &kept {
+                assert!(ctx.is_done(), "the run is over: its contexts are cancelled");
+                assert!(ctx.value::<Round>().is_some());
+            }
+            thread::spawn(move || drop(kept)).join().unwrap();
+            assert_eq!(
+                parent.__live_children(),
+                0,
+                "round {round}: every context of the run left its parent"
+            );
+            drop((parent, cancel));
+            assert_eq!(
+                released.load(Ordering::SeqCst),
+                round as usize + 1,
+                "round {round}: every handle of the run was released"
+            );
+        }
+    });
+}
+
+/// Counts its drops.
+struct Round(Arc<AtomicUsize>);
+
+impl Drop for Round {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Boxes the two async blocks of a stage into one future type.
+fn boxed(
+    fut: impl std::future::Future<Output = Result<u64, ctxpipe::Error>> + Send + 'static,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, ctxpipe::Error>> + Send>> {
+    Box::pin(fut)
+}

@@ -3,6 +3,8 @@
 use std::any::Any;
 use std::fmt;
 use std::future::IntoFuture;
+use std::mem::ManuallyDrop;
+use std::ptr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use crate::after_func::AfterFunc;
 use crate::cause::Cause;
 use crate::done::{Checked, Checkpoint, Done, Run, Watch};
 use crate::error::Error;
+use crate::lease::Lease;
 use crate::tree::{Node, CANCELED};
 use crate::values::{Layer, Values};
 
@@ -51,11 +54,15 @@ use crate::values::{Layer, Values};
 /// assert!(!root.is_done(), "a child never cancels its parent");
 /// # }
 /// ```
-#[derive(Clone)]
 pub struct Context {
-    pub(crate) node: Arc<Node>,
-    /// Shared with the parent unless this layer added a value (see `values.rs`).
-    values: Option<Values>,
+    /// Dropped by `Drop` unless the handle is lent and was given back (see `lease.rs`).
+    pub(crate) node: ManuallyDrop<Arc<Node>>,
+    /// Shared with the parent unless this layer added a value (see `values.rs`); dropped as
+    /// `node` is.
+    values: ManuallyDrop<Option<Values>>,
+    /// Set on a handle that a pipeline worker lent to one call: `node` and `values` are then
+    /// bitwise copies of the worker's, which own the reference counts (see `lease.rs`).
+    lease: Option<Lease>,
 }
 
 /// The right to cancel one context (and so all its descendants), returned by
@@ -86,9 +93,38 @@ impl Context {
     /// assert_eq!(ctx.deadline(), None);
     /// ```
     pub fn background() -> Context {
+        Context::from_parts(Node::never(), None)
+    }
+
+    fn from_parts(node: Arc<Node>, values: Option<Values>) -> Context {
         Context {
-            node: Node::never(),
-            values: None,
+            node: ManuallyDrop::new(node),
+            values: ManuallyDrop::new(values),
+            lease: None,
+        }
+    }
+
+    /// This handle, or an ordinary clone of it if it is lent.
+    pub(crate) fn owned(self) -> Context {
+        match self.lease {
+            None => self,
+            Some(_) => self.clone(),
+        }
+    }
+
+    /// A handle to this context that owns no reference count, marked with `lease`.
+    ///
+    /// # Safety
+    ///
+    /// The caller keeps `self` alive and unchanged until the copy is given back or has been
+    /// given counts of its own, as `lease.rs` does (its invariants #2 and #4).
+    pub(crate) unsafe fn lent_copy(&self, lease: Lease) -> Context {
+        Context {
+            // SAFETY: bitwise copies that are never dropped as such (`ManuallyDrop`) unless
+            // the lender made them owners (the caller's contract).
+            node: ManuallyDrop::new(unsafe { ptr::read(&*self.node) }),
+            values: ManuallyDrop::new(unsafe { ptr::read(&*self.values) }),
+            lease: Some(lease),
         }
     }
 
@@ -162,10 +198,7 @@ impl Context {
 
     fn child(&self, deadline: Option<Instant>) -> (Context, CancelHandle) {
         let node = Node::child(&self.node, deadline);
-        let ctx = Context {
-            node: node.clone(),
-            values: self.values.clone(),
-        };
+        let ctx = Context::from_parts(node.clone(), (*self.values).clone());
         (ctx, CancelHandle { node })
     }
 
@@ -184,10 +217,10 @@ impl Context {
     /// assert_eq!(ctx.value::<u32>(), None);
     /// ```
     pub fn with_value<T: Any + Send + Sync>(&self, value: T) -> Context {
-        Context {
-            node: self.node.clone(),
-            values: Some(Layer::with(self.values.as_ref(), value)),
-        }
+        Context::from_parts(
+            Arc::clone(&self.node),
+            Some(Layer::with(self.values.as_ref(), value)),
+        )
     }
 
     /// A context with this one's values but no cancellation and no deadline (Go's
@@ -201,10 +234,7 @@ impl Context {
     /// assert_eq!(detached.value::<u8>(), Some(&5));
     /// ```
     pub fn without_cancel(&self) -> Context {
-        Context {
-            node: Node::never(),
-            values: self.values.clone(),
-        }
+        Context::from_parts(Node::never(), (*self.values).clone())
     }
 
     /// Arranges for `f` to run once this context is done (Go's `context.AfterFunc`).
@@ -255,7 +285,7 @@ impl Context {
     /// # }
     /// ```
     pub fn done(&self) -> Done {
-        Done::new(self.node.clone())
+        Done::new(Arc::clone(&self.node))
     }
 
     /// `None` while the context is open; then [`Error::Canceled`] or
@@ -334,7 +364,7 @@ impl Context {
     /// A [`Watch`] on this context: races many futures, one after another, against it while
     /// registering with it once.
     pub fn watch(&self) -> Watch {
-        Watch::new(self.node.clone())
+        Watch::new(Arc::clone(&self.node))
     }
 
     /// Not public API: the checkpoint of `#[stage]`. Races `future` against this context,
@@ -353,6 +383,31 @@ impl Context {
     #[doc(hidden)]
     pub fn __live_children(&self) -> usize {
         self.node.live_children()
+    }
+}
+
+impl Clone for Context {
+    /// Another handle to the same context: two reference counts (one when it carries no
+    /// values). A clone of a lent handle is an ordinary one.
+    fn clone(&self) -> Context {
+        Context::from_parts(Arc::clone(&self.node), (*self.values).clone())
+    }
+}
+
+impl Drop for Context {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease {
+            if !lease.give_back() {
+                return; // the counts are the lender's
+            }
+        }
+        // SAFETY: dropped once, here; `node` and `values` own their counts (never lent, or
+        // lent and then orphaned, which gave them counts of their own).
+        unsafe {
+            ManuallyDrop::drop(&mut self.node);
+            ManuallyDrop::drop(&mut self.values);
+        }
     }
 }
 

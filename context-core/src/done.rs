@@ -187,7 +187,6 @@ impl Watch {
         }
     }
 
-
     /// A [`Checkpoint`] on another context than the one watched (the stage shadowed `ctx`):
     /// the registration moves there. Kept out of line so the common path stays short.
     #[inline(never)]

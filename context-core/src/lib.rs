@@ -53,6 +53,7 @@ mod ctx_value;
 mod done;
 mod error;
 mod handles;
+mod lease;
 mod loom;
 mod pipeline;
 mod slab;

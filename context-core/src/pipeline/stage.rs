@@ -15,6 +15,7 @@ use super::report::{StageStats, Tally};
 use super::scope::{Scope, Shared};
 use crate::context::Context;
 use crate::error::Error;
+use crate::lease::Lender;
 
 /// How much work a worker aims to take at once. Outputs leave with their batch and items wait
 /// in it while an earlier one is processed, so this bounds the latency that batching adds
@@ -184,6 +185,9 @@ impl<T, U, E, F, K> Worker<T, U, E, F, K> {
         K: Emit<R, U>,
     {
         let ctx = &self.ctx;
+        // The same context, lent to each call rather than cloned for it: a trivial stage would
+        // otherwise spend most of its time on the clone's two reference counts.
+        let mut lender = Lender::new(ctx.clone());
         let stage = &*self.stage;
         let mut batch = Vec::new();
         let mut out = Vec::new();
@@ -220,7 +224,10 @@ impl<T, U, E, F, K> Worker<T, U, E, F, K> {
                     return self.stop_busy(&mut tally, started);
                 }
                 tally.items_in += 1;
-                match ctx.run_checked((stage.f)(ctx.clone(), item)).await {
+                let called = ctx
+                    .run_checked(lender.call(|lent| (stage.f)(lent, item)))
+                    .await;
+                match called {
                     Ok(Ok(result)) => {
                         if !K::emit(result, &mut out, &mut tally, ctx) {
                             return self.stop_busy(&mut tally, started);
