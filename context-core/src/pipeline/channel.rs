@@ -1,13 +1,16 @@
 //! The bounded channel between two steps of a pipeline: items move in batches.
 //!
-//! One lock guards a `VecDeque` of items. A receiver drains what is there into its own batch in
-//! one critical section and a sender pushes a whole batch in one, so the lock, the bookkeeping
-//! and the wakeups are paid per batch, not per item, whenever the queue is not empty.
+//! One lock guards a queue of batches. A sender moves its whole batch (a `Vec`) into the queue
+//! and takes back an empty one that a receiver left; a receiver takes a queued batch whole in
+//! exchange for its own empty one. So while batches fit, no item is copied on the way, nothing
+//! is allocated, and the lock, the bookkeeping and the wakeups are paid per batch, not per
+//! item. A batch is split (its items copied) only where a bound requires it: a sender with
+//! less room than items, or a receiver that may take fewer than the batch holds.
 //!
 //! # Invariants
 //!
-//! 1. `queue.len() <= capacity` at every release of the lock: a sender moves at most the free
-//!    room, and waits for the rest.
+//! 1. `len <= capacity` at every release of the lock, where `len` counts the items of every
+//!    queued batch: a sender moves at most the free room, and waits for the rest.
 //! 2. `taken` counts every item ever received; the items a receiver takes are the next ones in
 //!    the queue, so a batch is numbered `taken..taken + n` (the ordered stages rely on this).
 //! 3. A waiter enables its `Notified` before it last looks at the state under the lock, so a
@@ -15,8 +18,10 @@
 //! 4. Wakeups are chained: whoever leaves items behind for other waiting receivers, or room
 //!    behind for other waiting senders, wakes one more, so one `notify_one` per state change
 //!    suffices however many wait.
+//! 5. No queued batch is empty, and `spare` holds only empty batches, at most [`SPARES`].
 
 use std::collections::VecDeque;
+use std::mem;
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -34,8 +39,17 @@ pub(crate) struct QueueStats {
 #[derive(Debug)]
 pub(crate) struct Closed;
 
+/// The most empty batches a channel keeps for its senders: one in flight each way is the
+/// steady state of a sender and a receiver; a few more absorb bursts.
+const SPARES: usize = 4;
+
 struct State<T> {
-    queue: VecDeque<T>,
+    /// Non-empty batches in order (invariant #5).
+    batches: VecDeque<Vec<T>>,
+    /// Items in `batches` (invariant #1).
+    len: usize,
+    /// Empty batches left by receivers, which senders take in exchange for theirs.
+    spare: Vec<Vec<T>>,
     senders: usize,
     receivers: usize,
     /// Receivers and senders currently parked; only counts, so a waiter dropped while parked
@@ -44,6 +58,16 @@ struct State<T> {
     parked_senders: usize,
     taken: u64,
     peak: usize,
+}
+
+impl<T> State<T> {
+    /// Keeps `batch`'s allocation for a sender, if it has one and there is room (#5).
+    fn recycle(&mut self, batch: Vec<T>) {
+        debug_assert!(batch.is_empty());
+        if batch.capacity() > 0 && self.spare.len() < SPARES {
+            self.spare.push(batch);
+        }
+    }
 }
 
 struct Channel<T> {
@@ -58,7 +82,9 @@ struct Channel<T> {
 pub(crate) fn channel<T>(capacity: usize, stats: Arc<QueueStats>) -> (Sender<T>, Receiver<T>) {
     let chan = Arc::new(Channel {
         state: Mutex::new(State {
-            queue: VecDeque::new(),
+            batches: VecDeque::new(),
+            len: 0,
+            spare: Vec::new(),
             senders: 1,
             receivers: 1,
             parked_receivers: 0,
@@ -81,7 +107,7 @@ impl<T> Channel<T> {
     }
 
     fn publish_depth(&self, state: &mut State<T>) {
-        let len = state.queue.len();
+        let len = state.len;
         // Relaxed: statistics only, written under the lock and read by whoever polls a report.
         self.stats.queued.store(len, Ordering::Relaxed);
         if len > state.peak {
@@ -103,8 +129,8 @@ pub(crate) struct Receiver<T> {
 
 impl<T> Sender<T> {
     /// Moves every item of `items` into the channel, in order, waiting for room as needed.
-    /// `items` is left empty on success (its allocation is kept for reuse). On `Err`, the items
-    /// not yet moved stay in `items`.
+    /// `items` is left empty on success, holding an allocation for the next batch when the
+    /// channel had one to give back. On `Err`, the items not yet moved stay in `items`.
     pub(crate) async fn send(&self, items: &mut Vec<T>) -> Result<(), Closed> {
         let chan = &*self.chan;
         loop {
@@ -115,7 +141,7 @@ impl<T> Sender<T> {
             notified.as_mut().enable(); // invariant #3
             {
                 let mut state = chan.lock();
-                if state.queue.len() < chan.capacity || state.receivers == 0 {
+                if state.len < chan.capacity || state.receivers == 0 {
                     continue;
                 }
                 state.parked_senders += 1;
@@ -132,12 +158,19 @@ impl<T> Sender<T> {
         if state.receivers == 0 {
             return Err(Closed);
         }
-        let room = chan.capacity - state.queue.len(); // invariant #1
+        let room = chan.capacity - state.len; // invariant #1
         let n = room.min(items.len());
         if n == 0 {
             return Ok(items.is_empty());
         }
-        state.queue.extend(items.drain(..n));
+        if n == items.len() {
+            // The whole batch fits: it moves as it is, and an empty one comes back.
+            let spare = state.spare.pop().unwrap_or_default();
+            state.batches.push_back(mem::replace(items, spare));
+        } else {
+            state.batches.push_back(items.drain(..n).collect());
+        }
+        state.len += n;
         chan.publish_depth(&mut state);
         let wake_receiver = state.parked_receivers > 0;
         let wake_sender = n < room && state.parked_senders > 0; // invariant #4
@@ -163,7 +196,7 @@ impl<T> Sender<T> {
                 if state.receivers == 0 {
                     return Err(Closed);
                 }
-                let room = chan.capacity - state.queue.len();
+                let room = chan.capacity - state.len;
                 if room > 0 {
                     return Ok(room);
                 }
@@ -213,7 +246,7 @@ impl<T> Receiver<T> {
             notified.as_mut().enable(); // invariant #3
             {
                 let mut state = chan.lock();
-                if !state.queue.is_empty() || state.senders == 0 {
+                if state.len > 0 || state.senders == 0 {
                     continue;
                 }
                 state.parked_receivers += 1;
@@ -227,12 +260,31 @@ impl<T> Receiver<T> {
     fn take(&self, batch: &mut Vec<T>, max: usize, share: usize) -> Option<Option<u64>> {
         let chan = &*self.chan;
         let mut state = chan.lock();
-        let len = state.queue.len();
+        let len = state.len;
         if len == 0 {
             return if state.senders == 0 { Some(None) } else { None };
         }
         let n = len.div_ceil(share.max(1)).min(max.max(1));
-        batch.extend(state.queue.drain(..n));
+        let mut wanted = n;
+        while wanted > 0 {
+            let Some(front) = state.batches.front_mut() else {
+                break; // unreachable: `len` counts the queued items (invariant #1)
+            };
+            if front.len() > wanted {
+                batch.extend(front.drain(..wanted));
+                break;
+            }
+            let mut whole = state.batches.pop_front().unwrap_or_default();
+            wanted -= whole.len();
+            if batch.is_empty() {
+                // Taken as it is; the receiver's empty batch goes to the senders.
+                mem::swap(batch, &mut whole);
+            } else {
+                batch.append(&mut whole);
+            }
+            state.recycle(whole);
+        }
+        state.len -= n;
         let first = state.taken;
         state.taken += n as u64; // invariant #2
         chan.publish_depth(&mut state);
@@ -317,5 +369,35 @@ mod tests {
         drop(rx);
         assert!(tx.send(&mut vec![5]).await.is_err());
         assert!(tx.room().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn whole_batches_move_without_copies_and_come_back_empty() {
+        let (tx, rx) = channel::<u32>(256, Arc::default());
+        let mut items: Vec<u32> = (0..100).collect();
+        let sent = items.as_ptr();
+        tx.send(&mut items).await.unwrap();
+        assert!(items.is_empty());
+        assert_eq!(items.capacity(), 0, "no spare yet");
+
+        let mut batch = Vec::with_capacity(64);
+        let lent = batch.as_ptr();
+        assert_eq!(rx.recv(&mut batch, 128, 1).await, Some(0));
+        assert_eq!(batch.as_ptr(), sent, "the sent allocation, moved");
+        assert_eq!(batch.len(), 100);
+
+        // The receiver's empty batch is the next sender's.
+        let mut more: Vec<u32> = (100..110).collect();
+        tx.send(&mut more).await.unwrap();
+        assert_eq!(more.as_ptr(), lent, "given back to the sender");
+        assert!(more.is_empty());
+
+        // A receiver that may take fewer than a batch holds gets a copy of that many.
+        batch.clear();
+        assert_eq!(rx.recv(&mut batch, 4, 1).await, Some(100));
+        assert_eq!(batch, [100, 101, 102, 103]);
+        batch.clear();
+        assert_eq!(rx.recv(&mut batch, 128, 1).await, Some(104));
+        assert_eq!(batch, [104, 105, 106, 107, 108, 109]);
     }
 }
