@@ -190,6 +190,12 @@ impl Watch {
     /// A [`Checkpoint`] on another context than the one watched (the stage shadowed `ctx`):
     /// the registration moves there. Kept out of line so the common path stays short.
     #[inline(never)]
+    /// Ready with the context's error once it is done; otherwise registers this task with it
+    /// (once for all the futures the task races through this `Watch`).
+    pub(crate) fn poll_error(&mut self, cx: &mut TaskContext<'_>) -> Poll<Error> {
+        self.registration.poll_error(&self.node, cx)
+    }
+
     fn follow(&mut self, node: &Arc<Node>) {
         self.registration.release(&self.node);
         self.node = Arc::clone(node);

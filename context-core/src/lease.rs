@@ -15,15 +15,15 @@
 //! # Invariants
 //!
 //! 1. A [`Slot`] is *idle* (its state `LENT`, owned by its [`Lender`]) whenever no loan of it
-//!    is out. A slot is lent to at most one handle at a time: a [`Loan`] borrows the lender
-//!    mutably, and [`Context`]'s `Clone` makes an ordinary handle, never a second lent one.
-//! 2. While a loan is out, the lender's context is alive: the [`Loan`] borrows the lender, and
-//!    a loan is settled when the `Loan` is dropped (never forgotten: it is private to the
-//!    crate), before the lender can be dropped or lend again.
-//! 3. While a [`Loan`] polls or drops the call that holds the lent handle, the thread-local
-//!    [`SCOPE`] names its slot. A lent handle dropped on that thread meanwhile gives itself back
-//!    by setting the scope's flag: no other thread can see this handle any more, and the loan
-//!    reads the flag before it is settled, on the same thread.
+//!    is out. A slot is lent to at most one handle at a time: a new loan settles the last one
+//!    first, and [`Context`]'s `Clone` makes an ordinary handle, never a second lent one.
+//! 2. While a loan is out, the lender's context is alive: the lender settles the loan before
+//!    it lends again, and at the latest when it is dropped.
+//! 3. While the call that holds the lent handle is polled or dropped, the lender is
+//!    [entered](Lender::enter): the thread-local [`SCOPE`] names its slot. A lent handle
+//!    dropped on that thread meanwhile gives itself back by setting the scope's flag: no other
+//!    thread can see this handle any more, and the lender reads the flag (keeping it across
+//!    scopes) before it settles, on the same thread.
 //! 4. A lent handle dropped anywhere else (another thread, or outside the call) gives itself
 //!    back with `LENT → RETURNED`. A loan that was not given back through its scope settles
 //!    with `LENT → ORPHANED`, after taking for the handle the reference counts it did not
@@ -35,13 +35,8 @@
 //!      `ORPHANED`, and it drops both. The lender takes a new slot.
 
 use std::cell::Cell;
-use std::future::Future;
 use std::mem::ManuallyDrop;
-use std::pin::Pin;
 use std::ptr::{self, NonNull};
-use std::task::{Context as TaskContext, Poll};
-
-use pin_project_lite::pin_project;
 
 use crate::context::Context;
 use crate::loom::{AtomicU8, Ordering};
@@ -134,13 +129,17 @@ impl Lease {
 /// A worker's context, lent to its calls one at a time.
 pub(crate) struct Lender {
     ctx: Context,
-    /// Idle while no [`Loan`] is out (invariant #1); freed with the lender.
+    /// Idle while no loan is out (invariant #1); freed with the lender.
     slot: NonNull<Slot>,
+    /// A loan is out: lent, and not yet settled.
+    out: bool,
+    /// The loan's handle gave itself back in an earlier scope (invariant #3).
+    given_back: bool,
 }
 
 // SAFETY: the slot is owned by the lender while idle, and touched only by atomics otherwise.
 unsafe impl Send for Lender {}
-// SAFETY: `&Lender` only reads `ctx`; lending takes `&mut`.
+// SAFETY: `&Lender` gives access to nothing; lending takes `&mut`.
 unsafe impl Sync for Lender {}
 
 impl Lender {
@@ -148,109 +147,34 @@ impl Lender {
         Lender {
             ctx: ctx.owned(),
             slot: Slot::new(),
-        }
-    }
-
-    /// Calls `f` with a loan of the context and returns its future, which settles the loan
-    /// when it is dropped.
-    #[inline]
-    pub(crate) fn call<F, Fut>(&mut self, f: F) -> Loaned<'_, Fut>
-    where
-        F: FnOnce(Context) -> Fut,
-    {
-        let mut loan = Loan {
-            lender: self,
-            given_back: false,
-        };
-        let lent = loan.context();
-        let future = loan.scope(|| f(lent));
-        Loaned {
-            loan,
-            future: Some(future),
-        }
-    }
-
-    /// A loan to drive by hand, for the loom models.
-    #[cfg(all(test, loom))]
-    pub(crate) fn lend(&mut self) -> Loan<'_> {
-        Loan {
-            lender: self,
+            out: false,
             given_back: false,
         }
     }
-}
 
-impl Drop for Lender {
-    fn drop(&mut self) {
-        // SAFETY: idle (invariant #1): no loan is out, so nobody else refers to it.
-        drop(unsafe { Box::from_raw(self.slot.as_ptr()) });
-    }
-}
-
-/// One loan of a lender's context, settled when dropped (invariant #2).
-pub(crate) struct Loan<'a> {
-    lender: &'a mut Lender,
-    given_back: bool,
-}
-
-impl Loan<'_> {
-    /// The lent handle: the lender's context, owning no reference count.
+    /// Puts this lender's slot in the thread's scope until the guard is dropped: the calls
+    /// holding its loans are polled and dropped meanwhile (invariant #3).
     #[inline]
-    pub(crate) fn context(&mut self) -> Context {
-        // SAFETY: bitwise copies of the lender's handles, which stay alive until the loan is
-        // settled (invariant #2). The copy drops them only if it was orphaned, after the lender
-        // took a count of each for it (invariant #4).
-        unsafe { self.lender.ctx.lent_copy(Lease(self.lender.slot)) }
-    }
-
-    /// Runs `f` with this loan's slot in the thread's scope (invariant #3).
-    #[inline]
-    pub(crate) fn scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        let slot = self.lender.slot.as_ptr().cast_const();
+    pub(crate) fn enter(&mut self) -> Entered<'_> {
+        let slot = self.slot.as_ptr().cast_const();
         let previous = SCOPE.with(|scope| scope.replace((slot, false)));
-        // Restores the scope even if `f` panics.
-        struct Restore<'g> {
-            previous: Scope,
-            given_back: &'g mut bool,
-        }
-        impl Drop for Restore<'_> {
-            #[inline]
-            fn drop(&mut self) {
-                let (_, back) = SCOPE.with(|scope| scope.replace(self.previous));
-                *self.given_back |= back;
-            }
-        }
-        let _restore = Restore {
+        Entered {
+            lender: self,
             previous,
-            given_back: &mut self.given_back,
-        };
-        f()
-    }
-}
-
-impl Drop for Loan<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        if !self.given_back {
-            self.settle_escaped();
         }
-        // Otherwise the slot is still idle: nobody wrote to it.
     }
-}
 
-impl Loan<'_> {
-    /// Settles a loan whose handle outlived the call (invariant #4). Kept out of line.
+    /// Settles a loan whose handle outlived its call (invariant #4). Kept out of line.
     #[inline(never)]
     fn settle_escaped(&mut self) {
-        let lender = &mut *self.lender;
-        // The lent handle outlived the call: take the counts it would own if orphaned.
-        let counts = ManuallyDrop::new(lender.ctx.clone());
+        // Take the counts the handle will own if it is orphaned.
+        let counts = ManuallyDrop::new(self.ctx.clone());
         // SAFETY: the slot is alive: only an orphaned handle frees it, and it is not orphaned.
-        let state = unsafe { &lender.slot.as_ref().state };
+        let state = unsafe { &self.slot.as_ref().state };
         // AcqRel: Release publishes the counts taken above to the handle; Acquire pairs with
         // the handle's Release when it gave itself back first.
         match state.compare_exchange(LENT, ORPHANED, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => lender.slot = Slot::new(), // the old slot and the counts are the handle's
+            Ok(_) => self.slot = Slot::new(), // the old slot and the counts are the handle's
             Err(_) => {
                 // RETURNED: the handle is gone; put the counts back and make the slot idle.
                 drop(ManuallyDrop::into_inner(counts));
@@ -262,54 +186,70 @@ impl Loan<'_> {
     }
 }
 
-pin_project! {
-    /// The future of one call made with a lent context: polls and drops it with the loan in
-    /// scope, and settles the loan when it is dropped.
-    pub(crate) struct Loaned<'a, F> {
-        loan: Loan<'a>,
-        #[pin]
-        future: Option<F>,
+impl Drop for Lender {
+    fn drop(&mut self) {
+        if self.out && !self.given_back {
+            // The call that held the loan was never settled (its future was leaked): the
+            // handle may still be alive, so it gets counts of its own.
+            self.settle_escaped();
+        }
+        // SAFETY: idle (invariant #1): no loan is out, so nobody else refers to it.
+        drop(unsafe { Box::from_raw(self.slot.as_ptr()) });
+    }
+}
+
+/// A lender whose slot is in the thread's scope (invariant #3); restores the scope it found
+/// when dropped.
+pub(crate) struct Entered<'a> {
+    lender: &'a mut Lender,
+    previous: Scope,
+}
+
+impl Entered<'_> {
+    /// Lends the context for one call: a handle that owns no reference count. Settle the loan
+    /// once the call (every future and closure that held the handle) is gone.
+    #[inline]
+    pub(crate) fn lend(&mut self) -> Context {
+        if self.lender.out {
+            self.settle();
+        }
+        let slot = self.lender.slot;
+        SCOPE.with(|scope| scope.set((slot.as_ptr().cast_const(), false)));
+        self.lender.out = true;
+        self.lender.given_back = false;
+        // SAFETY: bitwise copies of the lender's handles, which stay alive until the loan is
+        // settled: by `settle`, or by the lender's `Drop`. The copy drops them only if it was
+        // orphaned, after the lender took a count of each for it (invariant #4).
+        unsafe { self.lender.ctx.lent_copy(Lease(slot)) }
     }
 
-    impl<'a, F> PinnedDrop for Loaned<'a, F> {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            let mut future = this.future;
-            if future.is_some() {
-                // Dropped in scope: the call's own locals, the lent handle among them, give
-                // themselves back.
-                this.loan.scope(|| future.set(None));
-            }
-            // `loan` is dropped after this, which settles it.
+    /// Settles the loan, if one is out: the call that held the lent handle is gone.
+    #[inline]
+    pub(crate) fn settle(&mut self) {
+        if !self.lender.out {
+            return;
+        }
+        self.lender.out = false;
+        let given_back = self.lender.given_back || SCOPE.with(|scope| scope.get().1);
+        if !given_back {
+            self.lender.settle_escaped();
+            let slot = self.lender.slot.as_ptr().cast_const();
+            SCOPE.with(|scope| scope.set((slot, false)));
         }
     }
 }
 
-impl<F: Future> Future for Loaned<'_, F> {
-    type Output = F::Output;
-
+impl Drop for Entered<'_> {
     #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        let mut future = this.future;
-        this.loan.scope(|| {
-            let Some(inner) = future.as_mut().as_pin_mut() else {
-                return Poll::Pending; // never polled again after it was ready
-            };
-            let output = inner.poll(cx);
-            if output.is_ready() {
-                // In scope: an `async` block that ends drops its handle here anyway.
-                future.set(None);
-            }
-            output
-        })
+    fn drop(&mut self) {
+        let (_, given_back) = SCOPE.with(|scope| scope.replace(self.previous));
+        self.lender.given_back |= given_back;
     }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use std::future::Future;
-    use std::pin::pin;
     use std::sync::Arc;
     use std::task::{Context as TaskContext, Poll, Waker};
 
@@ -320,8 +260,17 @@ mod tests {
         Arc::strong_count(&ctx.node)
     }
 
-    fn poll<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
-        future.poll(&mut TaskContext::from_waker(Waker::noop()))
+    /// One call as a worker makes it: lent, polled once, then dropped and settled, all with
+    /// the lender entered.
+    fn call<Fut: Future>(lender: &mut Lender, f: impl FnOnce(Context) -> Fut) -> Poll<Fut::Output> {
+        let mut entered = lender.enter();
+        let mut future = Box::pin(f(entered.lend()));
+        let polled = future
+            .as_mut()
+            .poll(&mut TaskContext::from_waker(Waker::noop()));
+        drop(future);
+        entered.settle();
+        polled
     }
 
     #[test]
@@ -332,15 +281,12 @@ mod tests {
         let slot = lender.slot;
         for n in 0..3 {
             // Dropped by the future as it ends, or by the closure.
-            {
-                let call = pin!(lender.call(|lent| {
-                    assert_eq!(handles(&lent), before, "lent, not cloned");
-                    async move { lent.value::<u8>().copied().unwrap_or(0) + n }
-                }));
-                assert_eq!(poll(call), Poll::Ready(1 + n));
-            }
-            let call = pin!(lender.call(|_lent| async move { n }));
-            assert_eq!(poll(call), Poll::Ready(n));
+            let polled = call(&mut lender, |lent| {
+                assert_eq!(handles(&lent), before, "lent, not cloned");
+                async move { lent.value::<u8>().copied().unwrap_or(0) + n }
+            });
+            assert_eq!(polled, Poll::Ready(1 + n));
+            assert_eq!(call(&mut lender, |_lent| async move { n }), Poll::Ready(n));
         }
         assert_eq!(handles(&ctx), before);
         assert!(lender.slot == slot, "the same slot throughout");
@@ -352,13 +298,11 @@ mod tests {
         let mut lender = Lender::new(ctx.clone());
         let before = handles(&ctx);
         let mut kept = None;
-        {
-            let call = pin!(lender.call(|lent| {
-                kept = Some(lent);
-                async {}
-            }));
-            assert_eq!(poll(call), Poll::Ready(()));
-        }
+        let polled = call(&mut lender, |lent| {
+            kept = Some(lent);
+            async {}
+        });
+        assert_eq!(polled, Poll::Ready(()));
         // Settled: orphaned, so the kept handle now holds a count of its own.
         assert_eq!(handles(&ctx), before + 1);
         let kept = kept.unwrap();
@@ -366,10 +310,7 @@ mod tests {
         assert!(kept.is_done(), "still the same context");
         assert_eq!(kept.value::<u32>(), Some(&7));
         // Dropped on another thread, after the lender moved on to a new slot.
-        {
-            let call = pin!(lender.call(|_lent| async {}));
-            assert_eq!(poll(call), Poll::Ready(()));
-        }
+        assert_eq!(call(&mut lender, |_lent| async {}), Poll::Ready(()));
         std::thread::spawn(move || drop(kept)).join().unwrap();
         assert_eq!(handles(&ctx), before);
     }
@@ -380,16 +321,14 @@ mod tests {
         let mut lender = Lender::new(ctx.clone());
         let before = handles(&ctx);
         let slot = lender.slot;
-        {
-            let mut call = pin!(lender.call(|lent| async move {
-                std::thread::spawn(move || drop(lent)).join().unwrap();
-            }));
-            assert_eq!(poll(call.as_mut()), Poll::Ready(()));
-        }
+        let polled = call(&mut lender, |lent| async move {
+            std::thread::spawn(move || drop(lent)).join().unwrap();
+        });
+        assert_eq!(polled, Poll::Ready(()));
         assert_eq!(handles(&ctx), before);
         assert!(lender.slot == slot, "given back: the slot is idle again");
-        let call = pin!(lender.call(|lent| async move { lent.is_done() }));
-        assert_eq!(poll(call), Poll::Ready(false));
+        let polled = call(&mut lender, |lent| async move { lent.is_done() });
+        assert_eq!(polled, Poll::Ready(false));
         assert_eq!(handles(&ctx), before);
     }
 
@@ -398,12 +337,8 @@ mod tests {
         let (ctx, cancel) = Context::background().with_cancel();
         let mut lender = Lender::new(ctx.clone());
         let before = handles(&ctx);
-        let clone = {
-            let call = pin!(lender.call(|lent| async move { lent.clone() }));
-            match poll(call) {
-                Poll::Ready(clone) => clone,
-                Poll::Pending => unreachable!(),
-            }
+        let Poll::Ready(clone) = call(&mut lender, |lent| async move { lent.clone() }) else {
+            panic!("ready at once");
         };
         assert_eq!(handles(&ctx), before + 1, "the clone's own count");
         drop(lender);
@@ -418,14 +353,43 @@ mod tests {
         let (ctx, _cancel) = Context::background().with_cancel();
         let mut lender = Lender::new(ctx.clone());
         let before = handles(&ctx);
-        {
-            let mut call = pin!(lender.call(|lent| async move {
-                std::future::pending::<()>().await;
-                drop(lent);
-            }));
-            assert!(poll(call.as_mut()).is_pending());
-        }
+        let polled = call(&mut lender, |lent| async move {
+            std::future::pending::<()>().await;
+            drop(lent);
+        });
+        assert!(polled.is_pending());
         assert_eq!(handles(&ctx), before);
+    }
+
+    #[test]
+    fn a_handle_given_back_in_an_earlier_scope_stays_given_back() {
+        let (ctx, _cancel) = Context::background().with_cancel();
+        let mut lender = Lender::new(ctx.clone());
+        let before = handles(&ctx);
+        let slot = lender.slot;
+        let lent = lender.enter().lend();
+        lender.enter().scope_drop(lent);
+        // A later scope, then the settle: nothing escaped, so nothing is orphaned.
+        lender.enter().settle();
+        assert!(lender.slot == slot);
+        assert_eq!(handles(&ctx), before);
+    }
+
+    #[test]
+    fn a_lender_dropped_with_a_loan_out_orphans_it() {
+        let (ctx, _cancel) = Context::background().with_cancel();
+        let mut lender = Lender::new(ctx.clone());
+        let before = handles(&ctx);
+        let lent = lender.enter().lend();
+        drop(lender);
+        assert_eq!(
+            handles(&ctx),
+            before,
+            "the lender's count went to the lent handle"
+        );
+        assert!(!lent.is_done());
+        drop(lent);
+        assert_eq!(handles(&ctx), before - 1);
     }
 
     #[test]
@@ -434,15 +398,22 @@ mod tests {
         let mut lender = Lender::new(ctx.clone());
         let before = handles(&ctx);
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let call = pin!(lender.call(|lent| async move {
+            call(&mut lender, |lent| async move {
                 let _held = lent;
                 panic!("in the call");
-            }));
-            let _ = poll(call);
+            })
         }));
         assert!(caught.is_err());
-        assert_eq!(handles(&ctx), before);
+        drop(lender);
+        assert_eq!(handles(&ctx), before - 1);
         super::SCOPE.with(|scope| assert!(scope.get().0.is_null(), "no scope left behind"));
+    }
+
+    impl super::Entered<'_> {
+        /// Drops `value` with the lender entered, as a call's future would.
+        fn scope_drop<T>(self, value: T) {
+            drop(value);
+        }
     }
 }
 
@@ -462,21 +433,18 @@ mod loom_models {
             let (ctx, _cancel) = Context::background().with_value(3u8).with_cancel();
             let before = Arc::strong_count(&ctx.node);
             let mut lender = Lender::new(ctx.clone());
-            {
-                let mut loan = lender.lend();
-                let lent = loan.context();
-                let other = thread::spawn(move || {
-                    assert_eq!(lent.value::<u8>(), Some(&3));
-                    drop(lent);
-                });
-                drop(loan); // settles, racing the drop
-                other.join().unwrap();
-            }
+            let lent = lender.enter().lend();
+            let other = thread::spawn(move || {
+                assert_eq!(lent.value::<u8>(), Some(&3));
+                drop(lent);
+            });
+            lender.enter().settle(); // races the drop
+            other.join().unwrap();
             // Lending again works whichever way the race went.
-            let mut loan = lender.lend();
-            let lent = loan.context();
-            loan.scope(|| drop(lent));
-            drop(loan);
+            let mut entered = lender.enter();
+            drop(entered.lend());
+            entered.settle();
+            drop(entered);
             drop(lender);
             assert_eq!(Arc::strong_count(&ctx.node), before);
         });
@@ -489,16 +457,28 @@ mod loom_models {
             let (ctx, _cancel) = Context::background().with_cancel();
             let before = Arc::strong_count(&ctx.node);
             let mut lender = Lender::new(ctx.clone());
-            let clone = {
-                let mut loan = lender.lend();
-                let lent = loan.context();
-                let other = thread::spawn(move || lent.clone());
-                drop(loan);
-                other.join().unwrap()
-            };
+            let lent = lender.enter().lend();
+            let other = thread::spawn(move || lent.clone());
+            lender.enter().settle();
+            let clone = other.join().unwrap();
             drop(lender);
             assert_eq!(Arc::strong_count(&ctx.node), before + 1, "the clone's own");
             drop(clone);
+            assert_eq!(Arc::strong_count(&ctx.node), before);
+        });
+    }
+
+    /// A lender dropped while its loan is out, racing the lent handle's drop elsewhere.
+    #[test]
+    fn a_lender_dropped_with_a_loan_out_races_the_handle() {
+        loom::model(|| {
+            let (ctx, _cancel) = Context::background().with_cancel();
+            let before = Arc::strong_count(&ctx.node);
+            let mut lender = Lender::new(ctx.clone());
+            let lent = lender.enter().lend();
+            let other = thread::spawn(move || drop(lent));
+            drop(lender);
+            other.join().unwrap();
             assert_eq!(Arc::strong_count(&ctx.node), before);
         });
     }

@@ -6,12 +6,14 @@
 //! - `channel.rs`: the bounded queue between steps, which moves items in batches;
 //! - `source.rs`: the task that feeds the first queue from an iterator or a stream;
 //! - `stage.rs`: a stage's workers;
+//! - `calls.rs`: one batch of a stage's calls, polled as one future;
 //! - `order.rs`: the reorder window of ordered stages;
 //! - `sink.rs`: the sinks, and the loop that drives a run from the caller's future;
 //! - `scope.rs`: the tasks of a run, the first error and panic, and what the run returns;
 //! - `report.rs`: [`Progress`] and [`Report`].
 
 mod builder;
+mod calls;
 mod channel;
 mod options;
 mod order;

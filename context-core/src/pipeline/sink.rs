@@ -187,8 +187,10 @@ where
     let shared = scope.shared.clone();
     let drain = async {
         let mut batch = Vec::new();
+        // Registers with the context once for every wait, not at each one.
+        let mut watch = ctx.watch();
         loop {
-            match ctx.run(input.recv(&mut batch, DEFAULT_BATCH, 1)).await {
+            match watch.run(input.recv(&mut batch, DEFAULT_BATCH, 1)).await {
                 Ok(Some(_)) => {}
                 Ok(None) => return true,
                 Err(_) => return false,

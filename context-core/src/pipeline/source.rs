@@ -13,6 +13,7 @@ use super::options::DEFAULT_BATCH;
 use super::report::{Counters, Progress};
 use super::scope::Shared;
 use crate::context::Context;
+use crate::done::Watch;
 
 /// What a source task needs.
 pub(crate) struct Feed<T, E> {
@@ -24,9 +25,10 @@ pub(crate) struct Feed<T, E> {
 }
 
 impl<T, E> Feed<T, E> {
-    /// Waits for room in the queue: `Some(room)`, or `None` if the pipeline is ending.
-    async fn room(&self) -> Option<usize> {
-        match self.ctx.run(self.output.room()).await {
+    /// Waits for room in the queue: `Some(room)`, or `None` if the pipeline is ending. The
+    /// wait is raced against the source's context through `watch`, which registers once.
+    async fn room(&self, watch: &mut Watch) -> Option<usize> {
+        match watch.run(self.output.room()).await {
             Ok(Ok(room)) => Some(room.min(DEFAULT_BATCH)),
             Ok(Err(_)) | Err(_) => {
                 self.shared.stopped_early();
@@ -54,8 +56,9 @@ where
     I: Iterator,
 {
     let mut batch = Vec::new();
+    let mut watch = feed.ctx.watch();
     loop {
-        let Some(room) = feed.room().await else {
+        let Some(room) = feed.room(&mut watch).await else {
             return;
         };
         let mut ended = false;
@@ -87,8 +90,9 @@ where
 {
     let mut stream = pin!(stream);
     let mut batch = Vec::new();
+    let mut watch = feed.ctx.watch();
     loop {
-        let Some(room) = feed.room().await else {
+        let Some(room) = feed.room(&mut watch).await else {
             return;
         };
         let more = ReadyBatch {
@@ -96,7 +100,7 @@ where
             batch: &mut batch,
             max: room,
         };
-        let ended = match feed.ctx.run(more).await {
+        let ended = match watch.run(more).await {
             Ok(ended) => ended,
             Err(_) => {
                 feed.shared.stopped_early();

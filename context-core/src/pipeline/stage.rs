@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::calls::{Batch, Calls, Outcome};
 use super::channel::{Receiver, Sender};
 use super::options::StageOptions;
 use super::order::Reorder;
@@ -188,6 +189,9 @@ impl<T, U, E, F, K> Worker<T, U, E, F, K> {
         // The same context, lent to each call rather than cloned for it: a trivial stage would
         // otherwise spend most of its time on the clone's two reference counts.
         let mut lender = Lender::new(ctx.clone());
+        // Races every wait of this worker (for input, for room, for a pending call) against
+        // the context, registering with it once rather than at each wait.
+        let mut watch = ctx.watch();
         let stage = &*self.stage;
         let mut batch = Vec::new();
         let mut out = Vec::new();
@@ -197,12 +201,12 @@ impl<T, U, E, F, K> Worker<T, U, E, F, K> {
         loop {
             let max = match &stage.outlet {
                 Outlet::Direct(_) => take,
-                Outlet::Ordered(reorder) => match ctx.run(reorder.reserve(take)).await {
+                Outlet::Ordered(reorder) => match watch.run(reorder.reserve(take)).await {
                     Ok(permits) => permits,
                     Err(_) => return self.stop(&mut tally),
                 },
             };
-            let received = ctx
+            let received = watch
                 .run(stage.input.recv(&mut batch, max, stage.share))
                 .await;
             if let Outlet::Ordered(reorder) = &stage.outlet {
@@ -215,35 +219,21 @@ impl<T, U, E, F, K> Worker<T, U, E, F, K> {
             };
             let inputs = batch.len();
             let started = Instant::now();
-            for item in batch.drain(..) {
-                // The checkpoint: one atomic load while the pipeline runs (and a read of the
-                // clock under a deadline); a done context drops the item (and the rest of the
-                // batch) without calling the stage. `run_checked` does not repeat it before the
-                // call's first poll, and drops a call still pending when the context ends.
-                if ctx.is_done() {
+            let calls = Calls::<T, U, F, Fut, K>::new(Batch {
+                ctx,
+                watch: &mut watch,
+                lender: &mut lender,
+                f: &stage.f,
+                items: batch.drain(..),
+                out: &mut out,
+                tally: &mut tally,
+            });
+            match calls.await {
+                Outcome::Completed => {}
+                Outcome::Stopped => return self.stop_busy(&mut tally, started),
+                Outcome::Failed(err) => {
+                    stage.shared.fail(err);
                     return self.stop_busy(&mut tally, started);
-                }
-                tally.items_in += 1;
-                let called = ctx
-                    .run_checked(lender.call(|lent| (stage.f)(lent, item)))
-                    .await;
-                match called {
-                    Ok(Ok(result)) => {
-                        if !K::emit(result, &mut out, &mut tally, ctx) {
-                            return self.stop_busy(&mut tally, started);
-                        }
-                    }
-                    Ok(Err(err)) => {
-                        // An error returned once the run's context is done is the call noticing
-                        // the cancellation (a `#[stage]` checkpoint ends with `Canceled`), not
-                        // an error of its own.
-                        if !ctx.is_done() {
-                            tally.errors += 1;
-                        }
-                        stage.shared.fail(err);
-                        return self.stop_busy(&mut tally, started);
-                    }
-                    Err(_) => return self.stop_busy(&mut tally, started),
                 }
             }
             let elapsed = started.elapsed();
@@ -251,7 +241,7 @@ impl<T, U, E, F, K> Worker<T, U, E, F, K> {
             stage.stats.add(&mut tally);
             take = next_take(take, inputs, elapsed, stage.max_take);
             let sent = match &stage.outlet {
-                Outlet::Direct(output) => match ctx.run(output.send(&mut out)).await {
+                Outlet::Direct(output) => match watch.run(output.send(&mut out)).await {
                     Ok(sent) => sent,
                     Err(_) => return self.stop(&mut tally),
                 },
