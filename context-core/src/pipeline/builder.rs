@@ -158,10 +158,13 @@ type Build<T, E> = Box<dyn FnOnce(&mut Scope<E>, Inlet) -> Receiver<T> + Send>;
 ///
 /// # Cost
 ///
-/// A trivial stage costs a few nanoseconds per item: the checkpoint's atomic loads, a clone of
-/// the worker's context (a reference count on a context node that only this worker uses, and
-/// one on the caller's value table if it has values) and a move into the next batch. Under a
-/// context with a deadline, each checkpoint also reads the clock.
+/// A trivial stage costs a few nanoseconds per item: the checkpoint's atomic load, the call and
+/// a push into the next batch. The owned [`Context`] each call gets is the worker's, *lent*
+/// for the call: it takes no reference count, and giving it back when the call drops it is a
+/// thread-local write. A call that keeps it longer (moves it into a spawned task, say) still
+/// owns a valid handle: it is settled with one compare-and-swap when the call ends and one
+/// when the handle is dropped. Batches move between steps whole, without copying their items.
+/// Under a context with a deadline, each checkpoint also reads the clock.
 #[must_use = "a pipeline does nothing until a sink's future is awaited"]
 pub struct Pipeline<T, E> {
     parent: Context,
