@@ -62,6 +62,8 @@ pub(crate) struct Checkpoints<'a> {
     uninterruptible: usize,
     /// Awaits of our own body seen so far.
     awaits: usize,
+    /// Checkpoints made so far (the awaits not marked `#[uninterruptible]`).
+    made: usize,
     /// Whether anything was rewritten or removed since the flag was last cleared.
     changed: bool,
 }
@@ -83,8 +85,14 @@ impl<'a> Checkpoints<'a> {
             nested: 0,
             uninterruptible: 0,
             awaits: 0,
+            made: 0,
             changed: false,
         }
+    }
+
+    /// How many checkpoints the body got: without any, the stage needs no registration.
+    pub(crate) fn made(&self) -> usize {
+        self.made
     }
 
     /// Visits what `attrs` belong to, under the `#[uninterruptible]` found in them, if any.
@@ -306,6 +314,7 @@ impl VisitMut for Checkpoints<'_> {
                         if let Expr::Await(await_expr) = std::mem::replace(expr, Expr::PLACEHOLDER)
                         {
                             *expr = this.checkpoint(await_expr);
+                            this.made += 1;
                             this.changed = true;
                         }
                     }

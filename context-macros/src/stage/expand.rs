@@ -150,18 +150,22 @@ impl Stage {
         let value = Ident::new("__value", ours);
         let ret = stage_error(rt, self.ret, quote!(#error));
         let watch = watch_ident(ours);
-        let make = if self.home {
-            quote_spanned!(ours=> home_watch)
-        } else {
-            quote_spanned!(ours=> watch)
-        };
         let mut out = quote_spanned! {ours=>
             if let ::core::option::Option::Some(#error) = #rt::entry(#ctx) {
                 #ret
             }
-            #[allow(unused_mut, unused_variables)]
-            let mut #watch = #rt::#make(#ctx);
         };
+        if self.watched {
+            let make = if self.home {
+                quote_spanned!(ours=> home_watch)
+            } else {
+                quote_spanned!(ours=> watch)
+            };
+            out.extend(quote_spanned! {ours=>
+                #[allow(unused_mut, unused_variables)]
+                let mut #watch = #rt::#make(#ctx);
+            });
+        }
         for param in &self.values {
             let attrs = &param.attrs;
             let pat = &param.pat;

@@ -54,6 +54,8 @@ pub(crate) struct Stage {
     /// the checkpoints share a registration that borrows it too, so entry takes no reference
     /// count (`__private::home_watch`).
     pub(crate) home: bool,
+    /// The body has checkpoints, which share a registration made on entry.
+    pub(crate) watched: bool,
 }
 
 /// Where the context comes from.
@@ -138,6 +140,7 @@ impl Stage {
         let (ctx, clash) = context(ctx_arg, params.declared, &sig, &params.values, errors);
         let rt = Runtime(krate);
         let mut home = false;
+        let mut watched = false;
         let body = match body {
             Body::Parsed(original) => {
                 if expanded_by_instrument(&original) {
@@ -151,8 +154,10 @@ impl Stage {
                 };
                 home = target == Target::Watched
                     && !matches!(ctx, CtxParam::Declared { by_ref: false, .. });
-                Checkpoints::new(&rt, ctx.ident(), ret, Mode::Rewrite(target), errors)
-                    .visit_block_mut(&mut rewritten);
+                let mut checkpoints =
+                    Checkpoints::new(&rt, ctx.ident(), ret, Mode::Rewrite(target), errors);
+                checkpoints.visit_block_mut(&mut rewritten);
+                watched = checkpoints.made() > 0;
                 StageBody::Parsed {
                     original,
                     rewritten,
@@ -173,6 +178,7 @@ impl Stage {
             body,
             clash,
             home,
+            watched,
         }
     }
 }
