@@ -402,8 +402,17 @@ impl Drop for Context {
                 return; // the counts are the lender's
             }
         }
-        // SAFETY: dropped once, here; `node` and `values` own their counts (never lent, or
-        // lent and then orphaned, which gave them counts of their own).
+        self.release();
+    }
+}
+
+impl Context {
+    /// Drops the reference counts this handle owns. Out of line, so that the drop glue of
+    /// what holds a lent handle (a stage call's future) stays small enough to inline.
+    #[inline(never)]
+    fn release(&mut self) {
+        // SAFETY: called once, from `drop`; `node` and `values` own their counts (never lent,
+        // or lent and then orphaned, which gave them counts of their own).
         unsafe {
             ManuallyDrop::drop(&mut self.node);
             ManuallyDrop::drop(&mut self.values);
