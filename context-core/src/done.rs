@@ -299,7 +299,7 @@ mod sealed {
         // Kept out of line so the ready path stays short.
         #[inline(never)]
         fn wait(&mut self, cx: &mut TaskContext<'_>) -> Poll<Error> {
-            self.registration.poll_error(&self.node, cx)
+            self.poll_error(cx)
         }
     }
 

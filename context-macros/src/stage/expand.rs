@@ -25,7 +25,9 @@ use syn::{
 };
 
 use super::checkpoint::{stage_error, watch_ident, Checkpoints, Mode};
-use super::validate::{expanded_by_async_trait, lifetime_names, CtxParam, Stage, StageBody};
+use super::validate::{
+    expanded_by_async_trait, lifetime_names, CtxParam, EntryWatch, Stage, StageBody,
+};
 use crate::errors::Errors;
 
 impl Stage {
@@ -155,12 +157,12 @@ impl Stage {
                 #ret
             }
         };
-        if self.watched {
-            let make = if self.home {
-                quote_spanned!(ours=> home_watch)
-            } else {
-                quote_spanned!(ours=> watch)
-            };
+        let make = match self.watch {
+            EntryWatch::None => None,
+            EntryWatch::Borrowed => Some(quote_spanned!(ours=> home_watch)),
+            EntryWatch::Owned => Some(quote_spanned!(ours=> watch)),
+        };
+        if let Some(make) = make {
             out.extend(quote_spanned! {ours=>
                 #[allow(unused_mut, unused_variables)]
                 let mut #watch = #rt::#make(#ctx);

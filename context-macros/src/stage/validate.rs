@@ -50,12 +50,22 @@ pub(crate) struct Stage {
     pub(crate) body: StageBody,
     /// A parameter has the inserted context's name: the fallback inserts it under a hidden one.
     pub(crate) clash: bool,
-    /// Every checkpoint races the stage's own context, and the stage borrows it (`&Context`):
-    /// the checkpoints share a registration that borrows it too, so entry takes no reference
-    /// count (`__private::home_watch`).
-    pub(crate) home: bool,
-    /// The body has checkpoints, which share a registration made on entry.
-    pub(crate) watched: bool,
+    /// The registration the body's checkpoints share, made on entry.
+    pub(crate) watch: EntryWatch,
+}
+
+/// The registration a stage makes on entry for its checkpoints to share.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntryWatch {
+    /// The body has no checkpoint.
+    None,
+    /// Every checkpoint races the stage's own context, which the stage borrows (`&Context`):
+    /// the registration borrows it too, so entry takes no reference count
+    /// (`__private::home_watch`).
+    Borrowed,
+    /// A registration that owns a handle and can move to a shadowing `ctx`
+    /// (`__private::watch`).
+    Owned,
 }
 
 /// Where the context comes from.
@@ -139,8 +149,7 @@ impl Stage {
         sig.inputs = params.inputs;
         let (ctx, clash) = context(ctx_arg, params.declared, &sig, &params.values, errors);
         let rt = Runtime(krate);
-        let mut home = false;
-        let mut watched = false;
+        let mut watch = EntryWatch::None;
         let body = match body {
             Body::Parsed(original) => {
                 if expanded_by_instrument(&original) {
@@ -152,12 +161,16 @@ impl Stage {
                 } else {
                     Target::Watched
                 };
-                home = target == Target::Watched
-                    && !matches!(ctx, CtxParam::Declared { by_ref: false, .. });
                 let mut checkpoints =
                     Checkpoints::new(&rt, ctx.ident(), ret, Mode::Rewrite(target), errors);
                 checkpoints.visit_block_mut(&mut rewritten);
-                watched = checkpoints.made() > 0;
+                let borrowed = target == Target::Watched
+                    && !matches!(ctx, CtxParam::Declared { by_ref: false, .. });
+                watch = match (checkpoints.made(), borrowed) {
+                    (0, _) => EntryWatch::None,
+                    (_, true) => EntryWatch::Borrowed,
+                    (_, false) => EntryWatch::Owned,
+                };
                 StageBody::Parsed {
                     original,
                     rewritten,
@@ -177,8 +190,7 @@ impl Stage {
             ret,
             body,
             clash,
-            home,
-            watched,
+            watch,
         }
     }
 }
