@@ -78,6 +78,10 @@
 //!   9,900 items queued before them, or 10,000 workers each in such a call. Target: ≤ 1 ms,
 //!   and ≤ 1.0x the baseline for the second: 10,000 tokio tasks each waiting in a biased
 //!   `select!` on a tokio-util token, from `cancel()` until a `JoinSet` has joined them all.
+//! - `policy_1m`: the `chain_1m` workload (1,000,000 integers, 3 stages that add one) as
+//!   `ctxpipe`, and again with each stage's options set to `on_error(OnError::Skip)`
+//!   (`ctxpipe_skip`) and to `retry(3)` (`ctxpipe_retry_3`); no call fails. What the
+//!   policies cost when nothing goes wrong. Target: at most 1.05x `ctxpipe` for both.
 //!
 //! `pipeline_memory` (`cargo bench --bench pipeline_memory`) runs the `chain_1m` chain once
 //! per variant and prints its peak heap. Target: `ctxpipe` and `ctxpipe_macro` within 1 MiB
@@ -99,7 +103,7 @@ use common::{
     CHAIN_ITEMS, QUEUED_BATCHES,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ctxpipe::{pipeline, stage, Context, Error, Pipeline, StageOptions};
+use ctxpipe::{pipeline, stage, Context, Error, OnError, Pipeline, RetryPolicy, StageOptions};
 use futures::future::BoxFuture;
 use futures::{stream, FutureExt, StreamExt};
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
@@ -789,6 +793,47 @@ async fn cancel_tasks() -> Duration {
     start.elapsed()
 }
 
+/// The 3-stage chain of `ctxpipe_chain`, each stage with `options`.
+async fn ctxpipe_chain_with<P>(items: u64, options: impl Fn(usize) -> StageOptions<P>) -> u64
+where
+    P: RetryPolicy<u64, Error>,
+{
+    let mut pipeline = Pipeline::<u64, Error>::new(&Context::background(), 0..items);
+    for stage in 0..3 {
+        pipeline = pipeline.map(options(stage), |_ctx, v| async move { Ok(v + 1) });
+    }
+    let sum = tokio::spawn(pipeline.fold(0, |sum, v| sum + v))
+        .await
+        .expect("the pipeline task");
+    sum.expect("no stage fails")
+}
+
+fn policy(c: &mut Criterion) {
+    let items = CHAIN_ITEMS;
+    let named = |stage: usize| StageOptions::new(format!("inc {stage}"));
+    let variants = [
+        // The same code as the variants below, with default options.
+        ("ctxpipe", spawned(move || ctxpipe_chain_with(items, named))),
+        (
+            "ctxpipe_skip",
+            spawned(move || ctxpipe_chain_with(items, move |n| named(n).on_error(OnError::Skip))),
+        ),
+        (
+            "ctxpipe_retry_3",
+            spawned(move || ctxpipe_chain_with(items, move |n| named(n).retry(3))),
+        ),
+    ];
+    let expected = chain_sum(items, 3);
+    bench_variants(
+        c,
+        "policy_1m",
+        items,
+        Duration::from_secs(12),
+        expected,
+        &variants,
+    );
+}
+
 fn cancel_latency(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("cancel_10k_in_flight");
@@ -821,6 +866,7 @@ criterion_group!(
     many_stages,
     cpu,
     io,
-    cancel_latency
+    cancel_latency,
+    policy
 );
 criterion_main!(benches);

@@ -96,5 +96,6 @@ pub mod __private {
 }
 
 pub use pipeline::{
-    Pipeline, Progress, Report, StageOptions, StageReport, DEFAULT_BATCH, DEFAULT_BUFFER,
+    Backoff, Location, NoRetry, OnError, Pipeline, Progress, Report, RetryAll, RetryIf,
+    RetryPolicy, Retrying, StageOptions, StageReport, WithReport, DEFAULT_BATCH, DEFAULT_BUFFER,
 };

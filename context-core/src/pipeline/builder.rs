@@ -8,11 +8,13 @@ use futures_core::Stream;
 
 use super::channel::{channel, QueueStats, Receiver};
 use super::options::{StageOptions, DEFAULT_BUFFER};
+use super::policy::RetryPolicy;
 use super::report::{Progress, StageStats};
 use super::scope::Scope;
 use super::sink::{drive, Absorbing, Collect, Count, Fold, ForEach, TryForEach};
 use super::source::{self, Feed};
 use super::stage::{self, Emit, Filter, Flat, Map};
+use super::with_report::WithReport;
 use crate::context::Context;
 use crate::error::Error;
 
@@ -291,13 +293,14 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    pub fn map<U, F, Fut>(self, options: impl Into<StageOptions>, f: F) -> Pipeline<U, E>
+    pub fn map<U, F, Fut, P>(self, options: impl Into<StageOptions<P>>, f: F) -> Pipeline<U, E>
     where
+        P: RetryPolicy<T, E>,
         U: Send + 'static,
         F: Fn(Context, T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<U, E>> + Send + 'static,
     {
-        self.stage::<U, U, F, Fut, Map>(options.into(), f)
+        self.stage::<U, U, F, Fut, Map, P>(options.into(), f)
     }
 
     /// Adds a stage that keeps or drops each item: `f(ctx, item)` returns
@@ -317,13 +320,18 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    pub fn filter_map<U, F, Fut>(self, options: impl Into<StageOptions>, f: F) -> Pipeline<U, E>
+    pub fn filter_map<U, F, Fut, P>(
+        self,
+        options: impl Into<StageOptions<P>>,
+        f: F,
+    ) -> Pipeline<U, E>
     where
+        P: RetryPolicy<T, E>,
         U: Send + 'static,
         F: Fn(Context, T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Option<U>, E>> + Send + 'static,
     {
-        self.stage::<Option<U>, U, F, Fut, Filter>(options.into(), f)
+        self.stage::<Option<U>, U, F, Fut, Filter, P>(options.into(), f)
     }
 
     /// Adds a stage that expands each item into any number of outputs: `f(ctx, item)` returns
@@ -348,18 +356,24 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    pub fn flat_map<I, F, Fut>(self, options: impl Into<StageOptions>, f: F) -> Pipeline<I::Item, E>
+    pub fn flat_map<I, F, Fut, P>(
+        self,
+        options: impl Into<StageOptions<P>>,
+        f: F,
+    ) -> Pipeline<I::Item, E>
     where
+        P: RetryPolicy<T, E>,
         I: IntoIterator + 'static,
         I::Item: Send + 'static,
         F: Fn(Context, T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<I, E>> + Send + 'static,
     {
-        self.stage::<I, I::Item, F, Fut, Flat>(options.into(), f)
+        self.stage::<I, I::Item, F, Fut, Flat, P>(options.into(), f)
     }
 
-    fn stage<R: 'static, U, F, Fut, K>(self, options: StageOptions, f: F) -> Pipeline<U, E>
+    fn stage<R: 'static, U, F, Fut, K, P>(self, options: StageOptions<P>, f: F) -> Pipeline<U, E>
     where
+        P: RetryPolicy<T, E>,
         U: Send + 'static,
         F: Fn(Context, T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
@@ -380,12 +394,18 @@ where
                     },
                 );
                 let (output, next) = channel(inlet.capacity, inlet.queue);
-                stage::spawn::<T, R, U, E, F, Fut, K>(scope, &options, input, output, f, stats);
+                stage::spawn::<T, R, U, E, F, Fut, K, P>(scope, options, input, output, f, stats);
                 next
             }),
             progress: self.progress,
             last_buffer,
         }
+    }
+
+    /// Makes the sinks return the run's [`Report`](crate::Report) beside its result: see
+    /// [`WithReport`].
+    pub fn with_report(self) -> WithReport<T, E> {
+        WithReport::new(self)
     }
 
     /// A handle on the pipeline's counters, to read while it runs or after; see [`Progress`].

@@ -8,21 +8,27 @@
 //! - `stage.rs`: a stage's workers;
 //! - `calls.rs`: one batch of a stage's calls, polled as one future;
 //! - `order.rs`: the reorder window of ordered stages;
+//! - `policy.rs`: what a stage does about failed calls: [`OnError`], retries, [`Backoff`];
 //! - `sink.rs`: the sinks, and the loop that drives a run from the caller's future;
 //! - `scope.rs`: the tasks of a run, the first error and panic, and what the run returns;
-//! - `report.rs`: [`Progress`] and [`Report`].
+//! - `report.rs`: [`Progress`] and [`Report`];
+//! - `with_report.rs`: [`WithReport`], sinks that return the report with the result.
 
 mod builder;
 mod calls;
 mod channel;
 mod options;
 mod order;
+mod policy;
 mod report;
 mod scope;
 mod sink;
 mod source;
 mod stage;
+mod with_report;
 
 pub use builder::Pipeline;
 pub use options::{StageOptions, DEFAULT_BATCH, DEFAULT_BUFFER};
+pub use policy::{Backoff, Location, NoRetry, OnError, RetryAll, RetryIf, RetryPolicy, Retrying};
 pub use report::{Progress, Report, StageReport};
+pub use with_report::WithReport;

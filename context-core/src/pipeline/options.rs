@@ -1,6 +1,9 @@
 //! [`StageOptions`]: how one stage runs.
 
 use std::borrow::Cow;
+use std::time::Duration;
+
+use super::policy::{Backoff, NoRetry, OnError, RetryIf, Retrying};
 
 /// How many items a stage's input queue holds unless [`StageOptions::buffer`] says otherwise
 /// (and the sink's queue, in a pipeline without stages).
@@ -31,6 +34,11 @@ pub const DEFAULT_BATCH: usize = 128;
 /// | [`batch(n)`](StageOptions::batch) | [`DEFAULT_BATCH`] (128) | a worker takes at most `n` queued items at once |
 /// | [`ordered()`](StageOptions::ordered) | off | outputs leave in input order |
 /// | [`reorder_window(n)`](StageOptions::reorder_window) | see below | ordered, with at most `n` items between input and output |
+/// | [`on_error(policy)`](StageOptions::on_error) | [`OnError::Fail`] | a failed item fails the run, or is skipped |
+/// | [`retry(n)`](StageOptions::retry) | 0 | a failed call is tried again, up to `n` times, within the deadline |
+/// | [`retry_if(pred)`](StageOptions::retry_if) | every error | which errors are retried |
+/// | [`backoff(b)`](StageOptions::backoff) | [`Backoff::default`] | the waits between attempts |
+/// | [`timeout(d)`](StageOptions::timeout) | none | each call runs under a context that ends `d` after it starts |
 ///
 /// A worker takes at most `min(batch, ⌈queued / workers⌉)` items at once, so idle workers
 /// share a short queue and a long one moves in large batches. Within that, it sizes its batches
@@ -49,12 +57,17 @@ pub const DEFAULT_BATCH: usize = 128;
 /// assert_eq!(parse.name(), "parse");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StageOptions {
+pub struct StageOptions<R = NoRetry> {
     pub(crate) name: Cow<'static, str>,
     pub(crate) workers: usize,
     pub(crate) buffer: usize,
     pub(crate) batch: usize,
     pub(crate) order: Order,
+    pub(crate) on_error: OnError,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) retries: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) retry: R,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,27 +87,34 @@ impl StageOptions {
             buffer: DEFAULT_BUFFER,
             batch: DEFAULT_BATCH,
             order: Order::Unordered,
+            on_error: OnError::Fail,
+            timeout: None,
+            retries: 0,
+            backoff: Backoff::default(),
+            retry: NoRetry,
         }
     }
+}
 
+impl<R> StageOptions<R> {
     /// Runs `n` workers (at least one): up to `n` calls of the stage function at once, each
     /// worker a tokio task, so a CPU-bound stage with one worker per core keeps every core busy
     /// and an IO-bound stage overlaps `n` waits.
-    pub fn workers(mut self, n: usize) -> StageOptions {
+    pub fn workers(mut self, n: usize) -> Self {
         self.workers = n.max(1);
         self
     }
 
     /// Bounds the stage's input queue to `n` items (at least one). When it is full, the step
     /// before waits: this is the pipeline's backpressure.
-    pub fn buffer(mut self, n: usize) -> StageOptions {
+    pub fn buffer(mut self, n: usize) -> Self {
         self.buffer = n.max(1);
         self
     }
 
     /// Lets a worker take at most `n` queued items at once (at least one). Larger batches cost
     /// less per item; `1` hands out items one by one.
-    pub fn batch(mut self, n: usize) -> StageOptions {
+    pub fn batch(mut self, n: usize) -> Self {
         self.batch = n.max(1);
         self
     }
@@ -104,7 +124,7 @@ impl StageOptions {
     /// `2 × workers × min(batch, ⌈buffer / workers⌉)` items (see
     /// [`reorder_window`](StageOptions::reorder_window)); a worker that would go past it waits.
     /// With one worker, order is kept anyway and this costs nothing.
-    pub fn ordered(mut self) -> StageOptions {
+    pub fn ordered(mut self) -> Self {
         if self.order == Order::Unordered {
             self.order = Order::Ordered;
         }
@@ -114,9 +134,115 @@ impl StageOptions {
     /// Keeps input order with a window of `n` items (at least one): at most `n` items are
     /// between this stage's input queue and its output, taken by a worker or finished and
     /// waiting for an earlier one.
-    pub fn reorder_window(mut self, n: usize) -> StageOptions {
+    pub fn reorder_window(mut self, n: usize) -> Self {
         self.order = Order::Window(n.max(1));
         self
+    }
+
+    /// What the stage does with an item whose call failed: fail the run (the default) or skip
+    /// the item. See [`OnError`].
+    pub fn on_error(mut self, policy: OnError) -> Self {
+        self.on_error = policy;
+        self
+    }
+
+    /// Runs each call under a child of the pipeline's context that ends `limit` after the call
+    /// starts (never later than the pipeline's own deadline). A call still running then is
+    /// dropped, and the item fails with `E::from(Error::DeadlineExceeded)`, counted as
+    /// `timed_out` and handled by the stage's retries and error policy. When the pipeline's
+    /// deadline comes first, the run stops as it would without a timeout.
+    ///
+    /// Each call then gets a context of its own rather than the worker's: one allocation per
+    /// call, and a timer while the call is pending.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// Retries an item whose call failed, up to `n` times (so at most `n + 1` attempts), each
+    /// after a wait given by the stage's [`backoff`](StageOptions::backoff).
+    ///
+    /// - Every error is retried unless [`retry_if`](StageOptions::retry_if) says otherwise; an
+    ///   error returned because the pipeline is stopping never is. A call that ran out of its
+    ///   [`timeout`](StageOptions::timeout) is retried too.
+    /// - A retry is made only if its wait and one more attempt fit before the pipeline's
+    ///   deadline (an attempt is taken to last as long as the stage's timeout, or else as long
+    ///   as the attempt that just failed). Otherwise the item fails at once with the error of
+    ///   its last attempt, not with `DeadlineExceeded`.
+    /// - The wait is a checkpoint: a cancel ends it at once and stops the run.
+    /// - Each attempt gets the item anew: the stage's items must be `Clone`, and are cloned
+    ///   once per attempt but the last (a cheap `Arc` or a small value keeps this free).
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::time::Duration;
+    /// use ctxpipe::{Backoff, Context, Pipeline, StageOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let calls = AtomicU32::new(0);
+    /// let flaky = StageOptions::new("flaky")
+    ///     .retry(2)
+    ///     .retry_if(|err: &io::Error| err.kind() == io::ErrorKind::ConnectionReset)
+    ///     .backoff(Backoff::fixed(Duration::from_millis(10)));
+    /// let (result, report) = Pipeline::<_, io::Error>::new(&Context::background(), [1_u32])
+    ///     .map(flaky, move |_ctx, n| {
+    ///         // Fails twice, then succeeds.
+    ///         let fail = calls.fetch_add(1, Ordering::Relaxed) < 2;
+    ///         async move {
+    ///             if fail { Err(io::ErrorKind::ConnectionReset.into()) } else { Ok(n) }
+    ///         }
+    ///     })
+    ///     .with_report()
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(result.unwrap(), [1]);
+    /// assert_eq!(report.stage("flaky").unwrap().retried, 2);
+    /// # }
+    /// ```
+    pub fn retry(self, n: u32) -> StageOptions<R::On>
+    where
+        R: Retrying,
+    {
+        let mut options = self.with_retry(|retry| retry.on());
+        options.retries = n;
+        options
+    }
+
+    /// Retries only the errors `retryable` accepts (with [`retry`](StageOptions::retry), which
+    /// says how many times).
+    pub fn retry_if<E, P>(self, retryable: P) -> StageOptions<RetryIf<P>>
+    where
+        P: Fn(&E) -> bool + Send + Sync + 'static,
+    {
+        self.with_retry(|_| RetryIf(retryable))
+    }
+
+    /// The waits between attempts of a retrying stage: [`Backoff::default`] unless given.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    fn with_retry<Q>(self, retry: impl FnOnce(R) -> Q) -> StageOptions<Q> {
+        StageOptions {
+            name: self.name,
+            workers: self.workers,
+            buffer: self.buffer,
+            batch: self.batch,
+            order: self.order,
+            on_error: self.on_error,
+            timeout: self.timeout,
+            retries: self.retries,
+            backoff: self.backoff,
+            retry: retry(self.retry),
+        }
+    }
+
+    /// How many attempts an item gets.
+    pub(crate) fn attempts(&self) -> u32 {
+        self.retries.saturating_add(1)
     }
 
     /// The stage's name.

@@ -4,10 +4,11 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use super::channel::QueueStats;
+use super::policy::Location;
 
 /// The counters of one stage. Workers add to them once per batch (and once more when they stop
 /// early), so a live report lags the truth by at most one batch per worker; once the pipeline's
@@ -24,8 +25,13 @@ pub(crate) struct StageStats {
     pub(crate) items_out: AtomicU64,
     pub(crate) filtered: AtomicU64,
     pub(crate) errors: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) timed_out: AtomicU64,
+    pub(crate) skipped: AtomicU64,
     pub(crate) busy_nanos: AtomicU64,
     pub(crate) queue: Arc<QueueStats>,
+    /// Where the item error that failed the run was, if it was this stage's.
+    failure: OnceLock<Location>,
 }
 
 /// What one worker did with one batch, added to [`StageStats`] in one go.
@@ -35,6 +41,9 @@ pub(crate) struct Tally {
     pub(crate) items_out: u64,
     pub(crate) filtered: u64,
     pub(crate) errors: u64,
+    pub(crate) retried: u64,
+    pub(crate) timed_out: u64,
+    pub(crate) skipped: u64,
     pub(crate) busy: Duration,
 }
 
@@ -47,9 +56,18 @@ impl StageStats {
             items_out: AtomicU64::new(0),
             filtered: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            timed_out: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),
             queue: Arc::default(),
+            failure: OnceLock::new(),
         }
+    }
+
+    /// Records where the item error that failed the run was.
+    pub(crate) fn failed_at(&self, at: Location) {
+        let _ = self.failure.set(at);
     }
 
     /// Adds `tally` and resets it.
@@ -65,6 +83,9 @@ impl StageStats {
         add(&self.items_out, tally.items_out);
         add(&self.filtered, tally.filtered);
         add(&self.errors, tally.errors);
+        add(&self.retried, tally.retried);
+        add(&self.timed_out, tally.timed_out);
+        add(&self.skipped, tally.skipped);
         add(
             &self.busy_nanos,
             u64::try_from(tally.busy.as_nanos()).unwrap_or(u64::MAX),
@@ -81,6 +102,9 @@ impl StageStats {
             items_out: self.items_out.load(Ordering::Relaxed),
             filtered: self.filtered.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+            timed_out: self.timed_out.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
             busy: Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed)),
             queued: self.queue.queued.load(Ordering::Relaxed),
             peak_queue: self.queue.peak.load(Ordering::Relaxed),
@@ -140,13 +164,13 @@ impl Progress {
     /// one batch per worker; after its future has completed they are exact.
     pub fn report(&self) -> Report {
         let counters = &*self.counters;
-        let stages = counters
+        let stats = counters
             .stages
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|stage| stage.report())
-            .collect();
+            .unwrap_or_else(PoisonError::into_inner);
+        let stages = stats.iter().map(|stage| stage.report()).collect();
+        let failure = stats.iter().find_map(|stage| stage.failure.get().cloned());
+        drop(stats);
         // Relaxed: statistics, as in `StageStats::report`.
         Report {
             produced: counters.produced.load(Ordering::Relaxed),
@@ -154,6 +178,7 @@ impl Progress {
             sink_errors: counters.sink_errors.load(Ordering::Relaxed),
             sink_peak_queue: counters.sink_queue.peak.load(Ordering::Relaxed),
             stages,
+            failure,
         }
     }
 
@@ -223,6 +248,10 @@ pub struct Report {
     pub sink_peak_queue: usize,
     /// One entry per stage, in pipeline order.
     pub stages: Vec<StageReport>,
+    /// Where the item whose error the run returned failed: its stage, its number and its
+    /// attempt. `None` when the run did not fail on an item (it succeeded, was cancelled, or
+    /// the sink failed).
+    pub failure: Option<Location>,
 }
 
 impl Report {
@@ -241,6 +270,8 @@ impl Report {
 }
 
 impl fmt::Display for Report {
+    /// A table: one row per step, the policy columns (`retried`, `timed out`, `skipped`) only
+    /// when a stage has one, and the failed item's location last if an item failed the run.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let width = self
             .stages
@@ -249,31 +280,58 @@ impl fmt::Display for Report {
             .chain([6])
             .max()
             .unwrap_or(6);
-        writeln!(
+        let policies = self
+            .stages
+            .iter()
+            .any(|stage| stage.retried + stage.timed_out + stage.skipped > 0);
+        write!(
             f,
-            "{:<width$} {:>7} {:>10} {:>10} {:>10} {:>7} {:>12} {:>6}",
-            "stage", "workers", "in", "out", "filtered", "errors", "busy", "peak"
+            "{:<width$} {:>7} {:>10} {:>10} {:>10} {:>7}",
+            "stage", "workers", "in", "out", "filtered", "errors"
         )?;
+        if policies {
+            write!(f, " {:>8} {:>9} {:>8}", "retried", "timed out", "skipped")?;
+        }
+        writeln!(f, " {:>12} {:>6}", "busy", "peak")?;
         writeln!(f, "{:<width$} {:>7} {:>10}", "source", "", self.produced)?;
         for stage in &self.stages {
-            writeln!(
+            write!(
                 f,
-                "{:<width$} {:>7} {:>10} {:>10} {:>10} {:>7} {:>12} {:>6}",
+                "{:<width$} {:>7} {:>10} {:>10} {:>10} {:>7}",
                 stage.name,
                 stage.workers,
                 stage.items_in,
                 stage.items_out,
                 stage.filtered,
                 stage.errors,
+            )?;
+            if policies {
+                write!(
+                    f,
+                    " {:>8} {:>9} {:>8}",
+                    stage.retried, stage.timed_out, stage.skipped
+                )?;
+            }
+            writeln!(
+                f,
+                " {:>12} {:>6}",
                 format!("{:.1?}", stage.busy),
-                stage.peak_queue,
+                stage.peak_queue
             )?;
         }
         write!(
             f,
-            "{:<width$} {:>7} {:>10} {:>10} {:>10} {:>7} {:>12} {:>6}",
-            "sink", "", self.consumed, "", "", self.sink_errors, "", self.sink_peak_queue
-        )
+            "{:<width$} {:>7} {:>10} {:>10} {:>10} {:>7}",
+            "sink", "", self.consumed, "", "", self.sink_errors
+        )?;
+        if policies {
+            write!(f, " {:>8} {:>9} {:>8}", "", "", "")?;
+        }
+        write!(f, " {:>12} {:>6}", "", self.sink_peak_queue)?;
+        if let Some(failure) = &self.failure {
+            write!(f, "\nfailed at {failure}")?;
+        }
+        Ok(())
     }
 }
 
@@ -314,10 +372,17 @@ pub struct StageReport {
     pub items_out: u64,
     /// Items a filter stage dropped (`Ok(None)`).
     pub filtered: u64,
-    /// Calls that returned `Err` while the run was going on. Calls cut short by the run's
-    /// cancellation are not counted, whether they were dropped or returned the cancellation
-    /// as their error (as a `#[stage]` checkpoint does).
+    /// Items that failed: their call (the last attempt, with retries) returned `Err` or ran
+    /// out of time while the run was going on. Calls cut short by the run's cancellation are
+    /// not counted, whether they were dropped or returned the cancellation as their error (as
+    /// a `#[stage]` checkpoint does).
     pub errors: u64,
+    /// Attempts made again after a failed one ([`StageOptions::retry`](crate::StageOptions::retry)).
+    pub retried: u64,
+    /// Attempts that ran out of the stage's [`timeout`](crate::StageOptions::timeout).
+    pub timed_out: u64,
+    /// Failed items dropped by [`OnError::Skip`](crate::OnError::Skip); the run went on.
+    pub skipped: u64,
     /// Time the workers spent on batches of items, summed over workers (so it may exceed the
     /// wall time with several workers); waiting for input or for room downstream is not
     /// included. Measured on tokio's clock, so paused time in tests advances it too.

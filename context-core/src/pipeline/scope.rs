@@ -39,16 +39,19 @@ impl<E> Shared<E> {
     /// Records a stage's or the sink's error: the first one is kept and cancels the pipeline;
     /// later ones, and any error after the pipeline's context ended some other way (the
     /// caller's cancel or deadline, a panic), are dropped (their count is in the report).
-    pub(crate) fn fail(&self, err: E) {
+    /// Returns whether `err` is the one kept.
+    pub(crate) fn fail(&self, err: E) -> bool {
         let mut first = self
             .first_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if first.is_none() && !self.ctx.is_done() {
-            *first = Some(err);
-            drop(first);
-            self.cancel.cancel();
+        if first.is_some() || self.ctx.is_done() {
+            return false;
         }
+        *first = Some(err);
+        drop(first);
+        self.cancel.cancel();
+        true
     }
 
     /// A step stopped before its input ended.

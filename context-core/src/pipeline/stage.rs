@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::calls::{Batch, Calls, Outcome};
+use super::calls::{Batch, Calls, Outcome, Policy, Timed, Timing, Untimed};
 use super::channel::{Receiver, Sender};
 use super::options::StageOptions;
 use super::order::Reorder;
+use super::policy::{Location, RetryPolicy};
 use super::report::{StageStats, Tally};
 use super::scope::{Scope, Shared};
 use crate::context::Context;
@@ -113,9 +114,9 @@ enum Outlet<U> {
 }
 
 /// Spawns the workers of one stage, reading `input` and writing `output`.
-pub(crate) fn spawn<T, R: 'static, U, E, F, Fut, K>(
+pub(crate) fn spawn<T, R: 'static, U, E, F, Fut, K, P>(
     scope: &mut Scope<E>,
-    options: &StageOptions,
+    options: StageOptions<P>,
     input: Receiver<T>,
     output: Sender<U>,
     f: F,
@@ -127,6 +128,7 @@ pub(crate) fn spawn<T, R: 'static, U, E, F, Fut, K>(
     F: Fn(Context, T) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<R, E>> + Send + 'static,
     K: Emit<R, U>,
+    P: RetryPolicy<T, E>,
 {
     let outlet = match options.window() {
         Some(window) => Outlet::Ordered(Reorder::new(window, output)),
@@ -140,18 +142,32 @@ pub(crate) fn spawn<T, R: 'static, U, E, F, Fut, K>(
         shared: scope.shared.clone(),
         max_take: options.take(),
         share: options.workers,
+        policy: Policy {
+            on_error: options.on_error,
+            timeout: options.timeout,
+            attempts: options.attempts(),
+            backoff: options.backoff,
+            retry: options.retry,
+        },
     });
+    let workers = options.workers;
+    let timed = options.timeout.is_some();
     let mut ctx = scope.step_context();
-    for n in 0..options.workers {
-        if n > 0 && n % workers_per_context(options.workers) == 0 {
+    for n in 0..workers {
+        if n > 0 && n % workers_per_context(workers) == 0 {
             ctx = scope.step_context();
         }
-        let worker = Worker::<T, U, E, F, K> {
+        let worker = Worker::<T, U, E, F, K, P> {
             ctx: ctx.clone(),
             stage: stage.clone(),
             kind: PhantomData,
         };
-        scope.spawn(worker.run());
+        // A stage without a timeout runs a loop with the timeout's code compiled out.
+        if timed {
+            scope.spawn(worker.run::<R, Fut, Timed>());
+        } else {
+            scope.spawn(worker.run::<R, Fut, Untimed>());
+        }
     }
 }
 
@@ -159,7 +175,7 @@ pub(crate) fn spawn<T, R: 'static, U, E, F, Fut, K>(
 /// ending at once (a cancel) touch one shared counter each rather than one per field. The
 /// input and output channels see the stage's workers as one receiver and one sender, which
 /// go away with the last worker.
-struct Stage<T, U, E, F> {
+struct Stage<T, U, E, F, P> {
     input: Receiver<T>,
     outlet: Outlet<U>,
     f: F,
@@ -168,22 +184,25 @@ struct Stage<T, U, E, F> {
     /// The most items taken at once: `min(batch, ⌈buffer / workers⌉)`.
     max_take: usize,
     share: usize,
+    policy: Policy<P>,
 }
 
-struct Worker<T, U, E, F, K> {
+struct Worker<T, U, E, F, K, P> {
     /// A child of the pipeline's context, this worker's own or shared with a few others (see
     /// [`workers_per_context`]).
     ctx: Context,
-    stage: Arc<Stage<T, U, E, F>>,
+    stage: Arc<Stage<T, U, E, F, P>>,
     kind: PhantomData<fn() -> K>,
 }
 
-impl<T, U, E, F, K> Worker<T, U, E, F, K> {
-    async fn run<R, Fut>(self)
+impl<T, U, E, F, K, P> Worker<T, U, E, F, K, P> {
+    async fn run<R, Fut, Tm: Timing>(self)
     where
         F: Fn(Context, T) -> Fut,
         Fut: Future<Output = Result<R, E>>,
+        E: From<Error>,
         K: Emit<R, U>,
+        P: RetryPolicy<T, E>,
     {
         let ctx = &self.ctx;
         // The same context, lent to each call rather than cloned for it: a trivial stage would
@@ -219,11 +238,14 @@ impl<T, U, E, F, K> Worker<T, U, E, F, K> {
             };
             let inputs = batch.len();
             let started = Instant::now();
-            let calls = Calls::<T, U, F, Fut, K>::new(Batch {
+            let calls = Calls::<T, U, F, Fut, K, P, Tm>::new(Batch {
                 ctx,
                 watch: &mut watch,
                 lender: &mut lender,
                 f: &stage.f,
+                policy: &stage.policy,
+                first,
+                started,
                 items: batch.drain(..),
                 out: &mut out,
                 tally: &mut tally,
@@ -231,8 +253,14 @@ impl<T, U, E, F, K> Worker<T, U, E, F, K> {
             match calls.await {
                 Outcome::Completed => {}
                 Outcome::Stopped => return self.stop_busy(&mut tally, started),
-                Outcome::Failed(err) => {
-                    stage.shared.fail(err);
+                Outcome::Failed(err, at) => {
+                    if let (true, Some((item, attempt))) = (stage.shared.fail(err), at) {
+                        let name = stage.stats.name.clone();
+                        let attempts = stage.policy.attempts;
+                        stage
+                            .stats
+                            .failed_at(Location::new(name, item, attempt, attempts));
+                    }
                     return self.stop_busy(&mut tally, started);
                 }
             }
