@@ -413,6 +413,9 @@ pub use context_macros::ctx_value;
 /// pipeline! {
 ///     in CONTEXT;                  // optional header lines, in any order, each at most once
 ///     error = TYPE;
+///     on_error = POLICY;
+///     ordered;
+///     report;
 ///     progress = CLOSURE;
 ///     crate = PATH;
 ///     from SOURCE                  // or: from stream STREAM
@@ -422,7 +425,9 @@ pub use context_macros::ctx_value;
 ///
 /// STAGE  = PATH | PATH(ARG, ..) | |ctx, item| async move { .. }
 /// OPTION = workers = N | buffer = N | batch = N | ordered | reorder_window = N
-///        | name = NAME | filter | flat
+///        | on_error = POLICY | retry = N | retry_if = CLOSURE | backoff = BACKOFF
+///        | timeout = DURATION | name = NAME | filter | flat
+/// POLICY = fail | skip
 /// SINK   = collect | count | for_each(F) | fold(INIT, F) | try_for_each(F)
 /// ```
 ///
@@ -438,6 +443,9 @@ pub use context_macros::ctx_value;
 /// |---|---|---|
 /// | `in CONTEXT;` | the pipeline runs under a child of this [`Context`] (a `Context` or anything that dereferences to one: a reference at any depth, an `Arc<Context>`; borrowed, not moved): stages see its values and its deadline, and cancelling it stops the pipeline, which returns [`Error::Canceled`] (or [`Error::DeadlineExceeded`]) converted into its error type | [`Context::background()`] |
 /// | `error = TYPE;` | the pipeline's error type (see [below](#the-error-type)) | the first function stage's error type |
+/// | `on_error = POLICY;` | what every stage does with a failed item unless it says otherwise: `fail` the run or `skip` the item (see [below](#failed-items)) | `fail` |
+/// | `ordered;` | every stage keeps input order, so the sink gets the items in source order | each stage as its options say |
+/// | `report;` | the future's output is `(result, report)`: the run's result and its [`Report`] (as [`Pipeline::with_report`]) | the result alone |
 /// | `progress = CLOSURE;` | called once, before anything runs, with the pipeline's [`Progress`]: a live view of its counters and, after the run, its [`Report`] | no progress handle |
 /// | `crate = PATH;` | where ctxpipe is, for a dependency renamed in `Cargo.toml` | `::ctxpipe` |
 ///
@@ -483,11 +491,75 @@ pub use context_macros::ctx_value;
 /// | `batch = N` | [`DEFAULT_BATCH`] | a worker takes at most `N` queued items at once |
 /// | `ordered` | off | outputs leave in input order, through a bounded reorder window |
 /// | `reorder_window = N` | see [`StageOptions::ordered`] | ordered, with a window of `N` items |
+/// | `on_error = POLICY` | the header's, else `fail` | `fail`: a failed item fails the run; `skip`: it is dropped and counted |
+/// | `retry = N` | 0 | a failed call is tried again up to `N` times, within the deadline ([`StageOptions::retry`]) |
+/// | `retry_if = CLOSURE` | every error | `\|err: &E\| -> bool`: which errors are retried (with `retry`) |
+/// | `backoff = BACKOFF` | [`Backoff::default`] | the waits between attempts, a [`Backoff`] (with `retry`) |
+/// | `timeout = DURATION` | none | each call runs under a context that ends this long after it starts; a call past it fails with `DeadlineExceeded` ([`StageOptions::timeout`]) |
 /// | `name = NAME` | the function's name; `"stage N"` for the `N`th stage if a closure | the stage's name in the [`Report`] (a string literal, or an expression of a type that converts into `Cow<'static, str>`) |
 /// | `filter`, `flat` | map | the stage's kind (above) |
 ///
-/// `N` is an integer literal, checked at compile time (at least 1), or an expression of type
-/// `usize` (where 0 is taken as 1).
+/// `N` is an integer literal, checked at compile time (at least 1, or for `retry` at least
+/// 0), or an expression of type `usize` (`u32` for `retry`; 0 workers are taken as 1).
+///
+/// # Failed items
+///
+/// A stage that fails on one item need not end the run. `on_error = skip` drops the item and
+/// counts it; `retry = N` calls again, after a [`Backoff`], only for errors `retry_if`
+/// accepts, and only while the wait and one more attempt fit before the deadline; a retrying
+/// stage's items are cloned for each attempt, so they must be `Clone`. `timeout = D` bounds
+/// each call. With `report;` the run says what happened to whom:
+///
+/// ```
+/// use std::time::Duration;
+/// use ctxpipe::{pipeline, stage, Backoff, Context};
+///
+/// #[derive(Debug, thiserror::Error)]
+/// enum ChargeError {
+///     #[error(transparent)]
+///     Context(#[from] ctxpipe::Error),
+///     #[error("card declined")]
+///     Declined,
+///     #[error("gateway busy")]
+///     Busy,
+/// }
+///
+/// #[stage]
+/// async fn charge(id: u32) -> Result<u32, ChargeError> {
+///     tokio::time::sleep(Duration::from_millis(5)).await; // the gateway's round trip
+///     match id % 10 {
+///         3 => Err(ChargeError::Declined),
+///         7 => Err(ChargeError::Busy),
+///         _ => Ok(id),
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let (ctx, _cancel) = Context::background().with_timeout(Duration::from_secs(30));
+/// let (charged, report) = pipeline! {
+///     in &ctx;
+///     on_error = skip;
+///     ordered;
+///     report;
+///     from 0..30_u32
+///     => charge [
+///         workers = 8,
+///         retry = 2,
+///         retry_if = |err: &ChargeError| matches!(err, ChargeError::Busy),
+///         backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1)),
+///         timeout = Duration::from_secs(2),
+///     ]
+///     => collect
+/// }
+/// .await;
+/// let charged = charged.expect("failed items are skipped");
+/// assert_eq!(charged.len(), 24);
+/// let stage = report.stage("charge").unwrap();
+/// // Declined once each (3, 13, 23); busy three times each (7, 17, 27).
+/// assert_eq!((stage.skipped, stage.retried), (6, 6));
+/// # }
+/// ```
 ///
 /// # Sinks
 ///
@@ -843,7 +915,7 @@ pub mod __private {
         unreachable!("emitted only next to a compile error")
     }
 
-    pub use context_core::{Pipeline, Progress, StageOptions};
+    pub use context_core::{OnError, Pipeline, Progress, StageOptions};
 
     /// The context of `in <context>;`; the generated call spans the user's expression.
     #[inline]

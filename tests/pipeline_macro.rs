@@ -560,3 +560,66 @@ async fn fragments_of_a_macro_rules_macro_are_stages_sinks_and_sources() {
         pipeline! { error = Error; from stream (futures::stream::iter(0..4u32)) => count }.await;
     assert_eq!(counted, Ok(4));
 }
+
+/// Fails on items divisible by `every`; fails the first `flaky` calls whatever the item.
+#[stage]
+async fn picky(n: u32, every: u32, flaky: Arc<AtomicUsize>) -> Result<u32, AppError> {
+    if flaky
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            left.checked_sub(1)
+        })
+        .is_ok()
+    {
+        return Err(AppError::Parse(format!("flaky on {n}")));
+    }
+    if n % every == 0 {
+        return Err(AppError::Limit(n));
+    }
+    Ok(n)
+}
+
+#[tokio::test(start_paused = true)]
+async fn policies_have_the_builders_names() {
+    let flaky = Arc::new(AtomicUsize::new(2));
+    let (result, report) = pipeline! {
+        on_error = skip;
+        ordered;
+        report;
+        from 1..=20_u32
+        => picky(5, flaky.clone()) [
+            workers = 4,
+            retry = 2,
+            retry_if = |err: &AppError| matches!(err, AppError::Parse(_)),
+            backoff = ctxpipe::Backoff::fixed(Duration::from_millis(10)),
+            timeout = Duration::from_secs(1),
+        ]
+        => |_ctx, n: u32| async move { Ok(n * 10) } [workers = 3, on_error = fail]
+        => collect
+    }
+    .await;
+    let expected: Vec<u32> = (1..=20).filter(|n| n % 5 != 0).map(|n| n * 10).collect();
+    assert_eq!(
+        result,
+        Ok(expected),
+        "ordered through both stages, failures skipped"
+    );
+    let picky = report.stage("picky").expect("the stage's report");
+    assert_eq!((picky.retried, picky.skipped, picky.errors), (2, 4, 4));
+    assert_eq!(report.failure, None);
+}
+
+#[tokio::test]
+async fn a_stage_can_fail_the_run_under_a_skipping_header() {
+    let (result, report) = pipeline! {
+        on_error = skip;
+        report;
+        from 1..=10_u32
+        => picky(100, Arc::new(AtomicUsize::new(0)))
+        => |_ctx, n: u32| async move { if n == 7 { Err(AppError::Limit(n)) } else { Ok(n) } } [name = "seven", on_error = fail]
+        => count
+    }
+    .await;
+    assert_eq!(result, Err(AppError::Limit(7)));
+    let failure = report.failure.expect("an item failed the run");
+    assert_eq!(failure.to_string(), "stage `seven`, item #6");
+}

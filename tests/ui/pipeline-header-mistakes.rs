@@ -8,7 +8,7 @@ async fn parse(line: &'static str) -> Result<u32, Error> {
 async fn unknown_and_duplicate(ctx: &Context) -> Result<usize, Error> {
     pipeline! {
         in ctx;
-        on_error = Error;
+        deadline = Error;
         in ctx;
         error Error;
         from ["a", "bb"]

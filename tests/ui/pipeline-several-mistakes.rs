@@ -7,7 +7,7 @@ async fn parse(line: &'static str) -> Result<u32, Error> {
 
 async fn run() -> Result<Vec<u32>, Error> {
     pipeline! {
-        on_error = Error;
+        deadline = Error;
         from ["a", "bb"]
         => parse [workers = 0, workers = 2, retries = 3]
         => [ordered]

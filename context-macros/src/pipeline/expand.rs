@@ -95,7 +95,7 @@ impl Pipeline {
                 #rt::on_progress(&#pipeline, #expr);
             }
         });
-        let sink = self.sink.expand(&pipeline);
+        let sink = self.sink.expand(&pipeline, self.report);
 
         quote_spanned! {ours=>
             {
@@ -185,13 +185,37 @@ impl StageOptions {
         if self.ordered {
             out.extend(quote_spanned!(at=> .ordered()));
         }
+        if let Some(policy) = self.on_error {
+            let at = Span::call_site().located_at(policy.span);
+            let rt = rt.at(policy.span);
+            let variant = if policy.skip {
+                quote_spanned!(at=> Skip)
+            } else {
+                quote_spanned!(at=> Fail)
+            };
+            out.extend(quote_spanned!(at=> .on_error(#rt::OnError::#variant)));
+        }
+        // `retry_if` after `retry`, as the builder's documentation writes them.
+        let setters = [
+            ("retry", &self.retry),
+            ("retry_if", &self.retry_if),
+            ("backoff", &self.backoff),
+            ("timeout", &self.timeout),
+        ];
+        for (setter, value) in setters {
+            if let Some(value) = value {
+                let setter = Ident::new(setter, Span::call_site().located_at(first_span(value)));
+                out.extend(quote!(.#setter(#value)));
+            }
+        }
         out
     }
 }
 
 impl Sink {
-    /// `pipeline.collect()` or another sink, located at the sink's name.
-    fn expand(&self, pipeline: &Ident) -> TokenStream {
+    /// `pipeline.collect()` or another sink, located at the sink's name; with `report`, the
+    /// sink of `pipeline.with_report()`.
+    fn expand(&self, pipeline: &Ident, report: bool) -> TokenStream {
         let ident = &self.ident;
         let at = Span::call_site().located_at(ident.span());
         let args = match &self.kind {
@@ -200,6 +224,9 @@ impl Sink {
             SinkKind::Fold(init, f) => quote!(#init, #f),
         };
         let method = Ident::new(&ident.to_string(), at);
+        if report {
+            return quote_spanned!(at=> #pipeline.with_report().#method(#args));
+        }
         quote_spanned!(at=> #pipeline.#method(#args))
     }
 }

@@ -20,12 +20,17 @@ use self::parse::Input;
 use self::validate::Pipeline;
 
 /// The names of a step's options, as written in its `[..]`.
-const OPTION_NAMES: [&str; 8] = [
+const OPTION_NAMES: [&str; 13] = [
     "workers",
     "buffer",
     "batch",
     "ordered",
     "reorder_window",
+    "on_error",
+    "retry",
+    "retry_if",
+    "backoff",
+    "timeout",
     "name",
     "filter",
     "flat",

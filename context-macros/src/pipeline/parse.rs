@@ -22,7 +22,8 @@ pub(crate) struct Input {
     pub(crate) body: Option<Body>,
 }
 
-/// One header line: `in <context>;`, `error = <type>;`, `progress = <fn>;`, `crate = <path>;`.
+/// One header line: `in <context>;`, `error = <type>;`, `on_error = <policy>;`, `ordered;`,
+/// `report;`, `progress = <fn>;`, `crate = <path>;`.
 pub(crate) struct Header {
     /// The keyword, for the errors about this line.
     pub(crate) key: Ident,
@@ -32,13 +33,20 @@ pub(crate) struct Header {
 pub(crate) enum HeaderValue {
     In(Expr),
     Error(Type),
+    /// The default error policy of every stage.
+    OnError(Expr),
+    /// Every stage keeps source order.
+    Ordered,
+    /// The sink returns the report beside the result.
+    Report,
     Progress(Expr),
     Crate(Path),
 }
 
 /// The header keywords, as the messages list them.
-pub(crate) const HEADERS: &str =
-    "`in <context>;`, `error = <type>;`, `progress = <closure>;`, `crate = <path>;`";
+pub(crate) const HEADERS: &str = "`in <context>;`, `error = <type>;`, `on_error = <policy>;`, \
+                                  `ordered;`, `report;`, `progress = <closure>;`, \
+                                  `crate = <path>;`";
 
 /// `from <source> => <step> => ...`.
 pub(crate) struct Body {
@@ -164,6 +172,17 @@ impl Header {
             "error" => after_eq(&key, rest, "error = <type>", |input| {
                 input.parse().map(HeaderValue::Error)
             }),
+            "on_error" => after_eq(&key, rest, "on_error = skip", |input| {
+                input.parse().map(HeaderValue::OnError)
+            }),
+            "ordered" | "report" => match rest.into_iter().next() {
+                None if name == "ordered" => Ok(HeaderValue::Ordered),
+                None => Ok(HeaderValue::Report),
+                Some(extra) => Err(syn::Error::new(
+                    extra.span(),
+                    format_args!("`{name}` takes no value: write `{name};`"),
+                )),
+            },
             "progress" => after_eq(&key, rest, "progress = <closure>", |input| {
                 input.parse().map(HeaderValue::Progress)
             }),
@@ -591,12 +610,16 @@ mod tests {
     fn headers_come_before_from() {
         let mut errors = Errors::new();
         let input = Input::parse(
-            quote!(in &ctx; error = E; progress = |p| drop(p); crate = ::x; from a => count),
+            quote!(in &ctx; error = E; on_error = skip; ordered; report; progress = |p| drop(p);
+                crate = ::x; from a => count),
             &mut errors,
         );
         assert!(errors.check().is_ok());
         let keys: Vec<String> = input.headers.iter().map(|h| h.key.to_string()).collect();
-        assert_eq!(keys, ["in", "error", "progress", "crate"]);
+        assert_eq!(
+            keys,
+            ["in", "error", "on_error", "ordered", "report", "progress", "crate"]
+        );
         assert!(input.body.is_some());
     }
 

@@ -20,7 +20,11 @@ const SINKS: &str = "`=> collect`, `=> count`, `=> for_each(f)`, `=> fold(init, 
 const STAGE: &str = "expected a stage: a function `f`, a call `f(args)` or a closure \
                      `|ctx, item| async move { .. }`";
 const OPTIONS: &str = "`workers = N`, `buffer = N`, `batch = N`, `ordered`, \
-                       `reorder_window = N`, `name = \"..\"`, `filter` or `flat`";
+                       `reorder_window = N`, `on_error = fail | skip`, `retry = N`, \
+                       `retry_if = <fn>`, `backoff = <Backoff>`, `timeout = <Duration>`, \
+                       `name = \"..\"`, `filter` or `flat`";
+const ON_ERROR: &str = "expected `on_error = fail` (the first failed item fails the run) or \
+                        `on_error = skip` (failed items are dropped and counted)";
 
 /// A validated pipeline: everything `expand` needs, nothing it must check.
 pub(crate) struct Pipeline {
@@ -31,6 +35,8 @@ pub(crate) struct Pipeline {
     pub(crate) error: Option<Type>,
     /// `progress = <closure>`.
     pub(crate) progress: Option<Expr>,
+    /// `report;`: the sink returns `(result, report)`.
+    pub(crate) report: bool,
     pub(crate) source: Source,
     pub(crate) stages: Vec<Stage>,
     pub(crate) sink: Sink,
@@ -70,6 +76,18 @@ pub(crate) struct StageOptions {
     pub(crate) batch: Option<Expr>,
     pub(crate) reorder_window: Option<Expr>,
     pub(crate) ordered: bool,
+    pub(crate) on_error: Option<OnError>,
+    pub(crate) retry: Option<Expr>,
+    pub(crate) retry_if: Option<Expr>,
+    pub(crate) backoff: Option<Expr>,
+    pub(crate) timeout: Option<Expr>,
+}
+
+/// `on_error = fail` or `on_error = skip`, with the span of the policy's name.
+#[derive(Clone, Copy)]
+pub(crate) struct OnError {
+    pub(crate) skip: bool,
+    pub(crate) span: Span,
 }
 
 pub(crate) struct Sink {
@@ -93,11 +111,21 @@ impl Pipeline {
         let mut error = None;
         let mut progress = None;
         let mut krate = None;
+        let mut on_error = None;
+        let mut ordered = None;
+        let mut report = None;
         for Header { key, value } in input.headers {
             let what = format!("header `{key}`");
             match value {
                 HeaderValue::In(expr) => set(&mut parent, &key, &what, expr, errors),
                 HeaderValue::Error(ty) => set(&mut error, &key, &what, ty, errors),
+                HeaderValue::OnError(expr) => {
+                    if let Some(policy) = on_error_policy(expr, errors) {
+                        set(&mut on_error, &key, &what, policy, errors);
+                    }
+                }
+                HeaderValue::Ordered => set(&mut ordered, &key, &what, (), errors),
+                HeaderValue::Report => set(&mut report, &key, &what, (), errors),
                 HeaderValue::Progress(expr) => set(&mut progress, &key, &what, expr, errors),
                 HeaderValue::Crate(path) => set(&mut krate, &key, &what, path, errors),
             }
@@ -116,12 +144,32 @@ impl Pipeline {
         let last = steps.pop();
         let mut stages = Vec::new();
         let mut decided = error.is_some();
+        // The last stage that lost source order (several workers, unordered), for a later
+        // stage that asks for order it can no longer restore.
+        let mut lost: Option<(String, usize)> = None;
         for (index, step) in steps.into_iter().enumerate() {
-            if let Some(mut stage) = Stage::validate(step, index + 1, errors) {
+            if let Some((mut stage, ordered_key)) = Stage::validate(step, index + 1, errors) {
                 if matches!(stage.call, Call::Fn { .. }) && !decided {
                     stage.decides_error = true;
                     decided = true;
                 }
+                if ordered.is_some() {
+                    stage.options.ordered = true;
+                } else if let (Some(key), Some((name, workers))) = (&ordered_key, &lost) {
+                    errors.error(
+                        key,
+                        format_args!(
+                            "`ordered` cannot restore the source order: stage `{name}` before \
+                             it runs {workers} workers unordered, so its outputs already left \
+                             out of order; write `ordered;` in the header to keep source \
+                             order through every stage"
+                        ),
+                    );
+                }
+                if let Some(workers) = stage.options.lost_order() {
+                    lost = Some((stage_name(&stage.options.name), workers));
+                }
+                stage.options.on_error = stage.options.on_error.or(on_error);
                 stages.push(stage);
             }
         }
@@ -144,6 +192,7 @@ impl Pipeline {
             parent,
             error,
             progress,
+            report: report.is_some(),
             source: source?,
             stages,
             sink: sink?,
@@ -152,8 +201,8 @@ impl Pipeline {
 }
 
 impl Stage {
-    /// The stage `step`, the `index`th (from 1).
-    fn validate(step: Step, index: usize, errors: &mut Errors) -> Option<Stage> {
+    /// The stage `step`, the `index`th (from 1), and its `ordered` option's key if it has one.
+    fn validate(step: Step, index: usize, errors: &mut Errors) -> Option<(Stage, Option<Path>)> {
         let options = step
             .options
             .map(|options| StageOptionsBuilder::read(options, errors));
@@ -196,7 +245,7 @@ impl Stage {
                 lit: Lit::Str(LitStr::new(&default_name, span)),
             })
         });
-        Some(Stage {
+        let stage = Stage {
             call,
             kind: options.kind.map_or(Kind::Map, |(kind, _)| kind),
             options: StageOptions {
@@ -204,13 +253,72 @@ impl Stage {
                 workers: options.workers,
                 buffer: options.buffer,
                 batch: options.batch,
+                ordered: options.ordered.is_some() || options.reorder_window.is_some(),
                 reorder_window: options.reorder_window,
-                ordered: options.ordered.is_some(),
+                on_error: options.on_error,
+                retry: options.retry,
+                retry_if: options.retry_if,
+                backoff: options.backoff,
+                timeout: options.timeout,
             },
             span,
             decides_error: false,
-        })
+        };
+        Some((stage, options.ordered))
     }
+}
+
+impl StageOptions {
+    /// `N` of `workers = N`, when it is a literal above 1 and the stage does not keep order:
+    /// its outputs leave in the order its workers finish. (A count computed at run time may
+    /// be 1: it is not taken to lose order.)
+    fn lost_order(&self) -> Option<usize> {
+        if self.ordered {
+            return None;
+        }
+        match &self.workers {
+            Some(Expr::Lit(ExprLit {
+                lit: Lit::Int(int), ..
+            })) => int.base10_parse::<usize>().ok().filter(|&n| n > 1),
+            _ => None,
+        }
+    }
+}
+
+/// A stage's name for messages: the string literal's value, or the expression as written.
+fn stage_name(name: &Expr) -> String {
+    match name {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) => text.value(),
+        other => other.to_token_stream().to_string(),
+    }
+}
+
+/// The policy of `on_error = <policy>`.
+fn on_error_policy(value: Expr, errors: &mut Errors) -> Option<OnError> {
+    if let Expr::Path(path) = &value {
+        if let Some(ident) = path.path.get_ident() {
+            match ident.to_string().as_str() {
+                "fail" => {
+                    return Some(OnError {
+                        skip: false,
+                        span: ident.span(),
+                    })
+                }
+                "skip" => {
+                    return Some(OnError {
+                        skip: true,
+                        span: ident.span(),
+                    })
+                }
+                _ => {}
+            }
+        }
+    }
+    errors.error(value, ON_ERROR);
+    None
 }
 
 /// The options of one stage as they are read, each set at most once.
@@ -221,7 +329,13 @@ struct StageOptionsBuilder {
     buffer: Option<Expr>,
     batch: Option<Expr>,
     reorder_window: Option<Expr>,
-    ordered: Option<()>,
+    /// The key, for the error when order cannot be restored.
+    ordered: Option<Path>,
+    on_error: Option<OnError>,
+    retry: Option<Expr>,
+    retry_if: Option<Expr>,
+    backoff: Option<Expr>,
+    timeout: Option<Expr>,
     /// The kind and the key that chose it.
     kind: Option<(Kind, Path)>,
 }
@@ -263,8 +377,40 @@ impl StageOptionsBuilder {
                 }
                 "ordered" => {
                     if flag(&key, &ident, value.as_ref(), errors) {
-                        set(&mut read.ordered, &key, &what, (), errors);
+                        set(&mut read.ordered, &key, &what, key.clone(), errors);
                     }
+                }
+                "on_error" => {
+                    let Some(value) = value else {
+                        errors.error(&key, ON_ERROR);
+                        continue;
+                    };
+                    if let Some(policy) = on_error_policy(value, errors) {
+                        set(&mut read.on_error, &key, &what, policy, errors);
+                    }
+                }
+                "retry" => {
+                    let Some(value) = retries(&key, value, errors) else {
+                        continue;
+                    };
+                    set(&mut read.retry, &key, &what, value, errors);
+                }
+                "retry_if" | "backoff" | "timeout" => {
+                    let Some(value) = value else {
+                        let form = match ident.as_str() {
+                            "retry_if" => "retry_if = |err: &E| ..",
+                            "backoff" => "backoff = Backoff::new(min, max)",
+                            _ => "timeout = Duration::from_secs(N)",
+                        };
+                        errors.error(&key, format_args!("expected `{form}`"));
+                        continue;
+                    };
+                    let slot = match ident.as_str() {
+                        "retry_if" => &mut read.retry_if,
+                        "backoff" => &mut read.backoff,
+                        _ => &mut read.timeout,
+                    };
+                    set(slot, &key, &what, value, errors);
                 }
                 "filter" | "flat" => {
                     if !flag(&key, &ident, value.as_ref(), errors) {
@@ -297,6 +443,18 @@ impl StageOptionsBuilder {
                 ),
             }
         }
+        if read.retry.is_none() {
+            for (option, value) in [("retry_if", &read.retry_if), ("backoff", &read.backoff)] {
+                if let Some(value) = value {
+                    errors.error(
+                        value,
+                        format_args!(
+                            "`{option}` applies to retries: add `retry = N` to say how many"
+                        ),
+                    );
+                }
+            }
+        }
         read
     }
 }
@@ -320,6 +478,27 @@ fn count(key: &Path, ident: &str, value: Option<Expr>, errors: &mut Errors) -> O
         },
         Expr::Lit(lit) => errors.error(lit, positive),
         Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => errors.error(unary, positive),
+        _ => return Some(value),
+    }
+    None
+}
+
+/// The value of `retry`: an integer literal (a `u32`), or an expression evaluated when the
+/// pipeline is built.
+fn retries(key: &Path, value: Option<Expr>, errors: &mut Errors) -> Option<Expr> {
+    let form = "expected a number of retries: `retry = N`";
+    let Some(value) = value else {
+        errors.error(key, form);
+        return None;
+    };
+    match &value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) if matches!(int.suffix(), "" | "u32") && int.base10_parse::<u32>().is_ok() => {
+            return Some(value)
+        }
+        Expr::Lit(lit) => errors.error(lit, form),
+        Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => errors.error(unary, form),
         _ => return Some(value),
     }
     None
