@@ -427,7 +427,7 @@ pub use context_macros::ctx_value;
 /// OPTION = workers = N | buffer = N | batch = N | ordered | reorder_window = N
 ///        | on_error = POLICY | retry = N | retry_if = CLOSURE | backoff = BACKOFF
 ///        | timeout = DURATION | name = NAME | filter | flat
-/// POLICY = fail | skip
+/// POLICY = fail | skip | dead_letter(SINK)   // dead_letter only in a stage's options
 /// SINK   = collect | count | for_each(F) | fold(INIT, F) | try_for_each(F)
 /// ```
 ///
@@ -491,7 +491,7 @@ pub use context_macros::ctx_value;
 /// | `batch = N` | [`DEFAULT_BATCH`] | a worker takes at most `N` queued items at once |
 /// | `ordered` | off | outputs leave in input order, through a bounded reorder window |
 /// | `reorder_window = N` | see [`StageOptions::ordered`] | ordered, with a window of `N` items |
-/// | `on_error = POLICY` | the header's, else `fail` | `fail`: a failed item fails the run; `skip`: it is dropped and counted |
+/// | `on_error = POLICY` | the header's, else `fail` | `fail`: a failed item fails the run; `skip`: it is dropped and counted; `dead_letter(SINK)`: `SINK(item, err)` gets it, with an [`ItemError`] that says where it failed ([`StageOptions::dead_letter`]) |
 /// | `retry = N` | 0 | a failed call is tried again up to `N` times, within the deadline ([`StageOptions::retry`]) |
 /// | `retry_if = CLOSURE` | every error | `\|err: &E\| -> bool`: which errors are retried (with `retry`) |
 /// | `backoff = BACKOFF` | [`Backoff::default`] | the waits between attempts, a [`Backoff`] (with `retry`) |

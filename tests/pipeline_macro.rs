@@ -623,3 +623,34 @@ async fn a_stage_can_fail_the_run_under_a_skipping_header() {
     let failure = report.failure.expect("an item failed the run");
     assert_eq!(failure.to_string(), "stage `seven`, item #6");
 }
+
+#[tokio::test]
+async fn failed_items_go_to_a_dead_letter_sink() {
+    let rejected: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = {
+        let rejected = rejected.clone();
+        move |n: u32, err: ctxpipe::ItemError<AppError>| {
+            rejected
+                .lock()
+                .unwrap()
+                .push(format!("{n}: {:?} at {}", err.error(), err.location()));
+            async { Ok(()) }
+        }
+    };
+    let (result, report) = pipeline! {
+        report;
+        from 1..=10_u32
+        => picky(4, Arc::new(AtomicUsize::new(0))) [on_error = dead_letter(sink)]
+        => count
+    }
+    .await;
+    assert_eq!(result, Ok(8));
+    assert_eq!(report.stage("picky").unwrap().dead_lettered, 2);
+    assert_eq!(
+        *rejected.lock().unwrap(),
+        [
+            "4: Limit(4) at stage `picky`, item #3",
+            "8: Limit(8) at stage `picky`, item #7"
+        ]
+    );
+}

@@ -6,7 +6,7 @@ use std::future::pending;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ctxpipe::{Backoff, Context, Error, Location, OnError, Pipeline, StageOptions};
+use ctxpipe::{Backoff, Context, Error, ItemError, Location, OnError, Pipeline, StageOptions};
 use tokio::time::{sleep, Instant};
 
 fn alive() -> usize {
@@ -472,4 +472,180 @@ async fn a_timed_out_attempt_is_retried() {
     assert_eq!(result, Ok(vec![1]));
     let stage = report.stage("slow-then-quick").unwrap();
     assert_eq!((stage.timed_out, stage.retried, stage.errors), (1, 1, 0));
+}
+
+/// Items handed to a dead-letter sink, with their errors.
+type Letters = Arc<Mutex<Vec<(Item, ItemError<Failure>)>>>;
+
+fn letter_box(
+    letters: &Letters,
+) -> impl FnMut(Item, ItemError<Failure>) -> std::future::Ready<Result<(), Failure>> + Send + 'static
+{
+    let letters = letters.clone();
+    move |item, err| {
+        letters.lock().unwrap().push((item, err));
+        std::future::ready(Ok(()))
+    }
+}
+
+impl Clone for Item {
+    fn clone(&self) -> Self {
+        // A copy counts as an item of its own: the test's drop counts see only originals.
+        Item {
+            n: self.n + CLONED,
+            drops: self.drops.clone(),
+        }
+    }
+}
+
+/// Added to an item's number in its copies.
+const CLONED: u64 = 1 << 32;
+
+#[tokio::test(start_paused = true)]
+async fn dead_letters_ordered_or_not_with_one_or_many_workers() {
+    let failing: Vec<u64> = (0..ITEMS).filter(|&n| fails(n)).collect();
+    for ordered in [false, true] {
+        for workers in [1, 4] {
+            let case = format!("ordered: {ordered}, workers: {workers}");
+            let baseline = alive();
+            let drops = Drops::default();
+            let letters = Letters::default();
+            let source: Vec<Item> = (0..ITEMS).map(|n| drops.item(n)).collect();
+            let mut options = StageOptions::new("check")
+                .workers(workers)
+                .dead_letter(letter_box(&letters));
+            if ordered {
+                options = options.ordered();
+            }
+            let (result, report) = Pipeline::<_, Failure>::new(&Context::background(), source)
+                .map(options, |_ctx, item: Item| async move {
+                    sleep(Duration::from_millis(item.n % 3)).await;
+                    if fails(item.n % CLONED) {
+                        Err(Failure::Bad(item.n % CLONED))
+                    } else {
+                        Ok(item)
+                    }
+                })
+                .with_report()
+                .collect()
+                .await;
+            assert_eq!(alive(), baseline, "{case}: tasks left");
+            let out: Vec<u64> = result.unwrap().iter().map(|item| item.n % CLONED).collect();
+            let expected: Vec<u64> = (0..ITEMS).filter(|&n| !fails(n)).collect();
+            if ordered || workers == 1 {
+                assert_eq!(out, expected, "{case}");
+            }
+            let mut dead: Vec<u64> = letters
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(item, err)| {
+                    let n = item.n % CLONED;
+                    assert_eq!(err.error(), &Failure::Bad(n), "{case}");
+                    assert_eq!(err.location(), &Location::new("check", n, 1, 1), "{case}");
+                    n
+                })
+                .collect();
+            dead.sort_unstable();
+            assert_eq!(dead, failing, "{case}: every failed item reached the sink");
+            let stage = report.stage("check").unwrap();
+            assert_eq!(stage.dead_lettered, failing.len() as u64, "{case}");
+            assert_eq!(stage.errors, failing.len() as u64, "{case}");
+            assert_eq!(stage.items_out, ITEMS - failing.len() as u64, "{case}");
+            letters.lock().unwrap().clear();
+            // Originals only: copies carry numbers above `CLONED`.
+            let drops = drops.0.lock().unwrap();
+            for n in 0..ITEMS {
+                assert_eq!(drops.get(&n), Some(&1), "{case}: drops of item {n}");
+            }
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_dead_letter_sink_fails_the_run() {
+    let baseline = alive();
+    let result = Pipeline::<_, Failure>::new(&Context::background(), 0..100_u64)
+        .map(
+            StageOptions::new("check")
+                .workers(4)
+                .dead_letter(|n: u64, _err| async move { Err::<(), _>(Failure::Bad(1_000 + n)) }),
+            |_ctx, n| async move {
+                if n == 10 {
+                    Err(Failure::Permanent)
+                } else {
+                    Ok(n)
+                }
+            },
+        )
+        .collect()
+        .await;
+    assert_eq!(result, Err(Failure::Bad(1_010)));
+    assert_eq!(alive(), baseline);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_dead_letter_sink_holds_the_stage_back_and_loses_nothing() {
+    let letters = Letters::default();
+    let drops = Drops::default();
+    let start = Instant::now();
+    let sink = {
+        let letters = letters.clone();
+        move |item: Item, err: ItemError<Failure>| {
+            let letters = letters.clone();
+            async move {
+                sleep(Duration::from_millis(10)).await;
+                letters.lock().unwrap().push((item, err));
+                Ok(())
+            }
+        }
+    };
+    let (result, report) = Pipeline::<_, Failure>::new(
+        &Context::background(),
+        (0..50).map(|n| drops.item(n)).collect::<Vec<_>>(),
+    )
+    .map(
+        StageOptions::new("all-fail").buffer(4).dead_letter(sink),
+        |_ctx, item: Item| async move { Err::<Item, _>(Failure::Bad(item.n % CLONED)) },
+    )
+    .with_report()
+    .count()
+    .await;
+    assert_eq!(result, Ok(0));
+    assert_eq!(report.stage("all-fail").unwrap().dead_lettered, 50);
+    // One sink call at a time: the run lasts as long as the sink does.
+    assert_eq!(start.elapsed(), Duration::from_millis(500));
+    letters.lock().unwrap().clear();
+    let drops = drops.0.lock().unwrap();
+    assert!((0..50).all(|n| drops.get(&n) == Some(&1)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_letter_says_which_attempt_failed_last() {
+    let letters: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = {
+        let letters = letters.clone();
+        move |n: u64, err: ItemError<Failure>| {
+            letters
+                .lock()
+                .unwrap()
+                .push(format!("{n} {:?}", err.location()));
+            async { Ok(()) }
+        }
+    };
+    let result = Pipeline::<_, Failure>::new(&Context::background(), [5_u64])
+        .map(
+            StageOptions::new("flaky")
+                .retry(2)
+                .backoff(Backoff::fixed(Duration::from_millis(1)))
+                .dead_letter(sink),
+            |_ctx, _n| async move { Err::<u64, _>(Failure::Transient(0)) },
+        )
+        .count()
+        .await;
+    assert_eq!(result, Ok(0));
+    assert_eq!(
+        *letters.lock().unwrap(),
+        [format!("5 {:?}", Location::new("flaky", 0, 3, 3))]
+    );
 }

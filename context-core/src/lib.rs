@@ -96,6 +96,7 @@ pub mod __private {
 }
 
 pub use pipeline::{
-    Backoff, Location, NoRetry, OnError, Pipeline, Progress, Report, RetryAll, RetryIf,
-    RetryPolicy, Retrying, StageOptions, StageReport, WithReport, DEFAULT_BATCH, DEFAULT_BUFFER,
+    Backoff, BoxedSink, DeadLetter, DeadLetterSink, ItemError, Location, NoDeadLetter, NoRetry,
+    OnError, Pipeline, Progress, Report, RetryAll, RetryIf, RetryPolicy, Retrying, StageOptions,
+    StageReport, Timed, Timing, Untimed, WithReport, DEFAULT_BATCH, DEFAULT_BUFFER,
 };

@@ -12,6 +12,7 @@ async fn options() -> Result<Vec<u32>, Error> {
         => parse [name = "again", retry = "3", on_error]
         => |_ctx, n: u32| async move { Ok(n) } [retry_if = |_: &Error| true, timeout]
         => |_ctx, n: u32| async move { Ok(n) } [backoff = ctxpipe::Backoff::default()]
+        => |_ctx, n: u32| async move { Ok(n) } [on_error = dead_letter(a, b)]
         => collect
     }
     .await
@@ -29,6 +30,16 @@ async fn headers() -> Result<Vec<u32>, Error> {
     .await
 }
 
+async fn dead_letter_header() -> Result<Vec<u32>, Error> {
+    pipeline! {
+        on_error = dead_letter(|_: &str, _| async { Ok(()) });
+        from ["a", "bb"]
+        => parse
+        => collect
+    }
+    .await
+}
+
 fn main() {
-    let _ = (options, headers);
+    let _ = (options, headers, dead_letter_header);
 }

@@ -8,7 +8,7 @@ use futures_core::Stream;
 
 use super::channel::{channel, QueueStats, Receiver};
 use super::options::{StageOptions, DEFAULT_BUFFER};
-use super::policy::RetryPolicy;
+use super::policy::{DeadLetterSink, RetryPolicy, Timing};
 use super::report::{Progress, StageStats};
 use super::scope::Scope;
 use super::sink::{drive, Absorbing, Collect, Count, Fold, ForEach, TryForEach};
@@ -293,14 +293,20 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    pub fn map<U, F, Fut, P>(self, options: impl Into<StageOptions<P>>, f: F) -> Pipeline<U, E>
+    pub fn map<U, F, Fut, P, D, Tm>(
+        self,
+        options: impl Into<StageOptions<P, D, Tm>>,
+        f: F,
+    ) -> Pipeline<U, E>
     where
         P: RetryPolicy<T, E>,
+        D: DeadLetterSink<T, E>,
+        Tm: Timing,
         U: Send + 'static,
         F: Fn(Context, T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<U, E>> + Send + 'static,
     {
-        self.stage::<U, U, F, Fut, Map, P>(options.into(), f)
+        self.stage::<U, U, F, Fut, Map, P, D, Tm>(options.into(), f)
     }
 
     /// Adds a stage that keeps or drops each item: `f(ctx, item)` returns
@@ -320,18 +326,20 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    pub fn filter_map<U, F, Fut, P>(
+    pub fn filter_map<U, F, Fut, P, D, Tm>(
         self,
-        options: impl Into<StageOptions<P>>,
+        options: impl Into<StageOptions<P, D, Tm>>,
         f: F,
     ) -> Pipeline<U, E>
     where
         P: RetryPolicy<T, E>,
+        D: DeadLetterSink<T, E>,
+        Tm: Timing,
         U: Send + 'static,
         F: Fn(Context, T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Option<U>, E>> + Send + 'static,
     {
-        self.stage::<Option<U>, U, F, Fut, Filter, P>(options.into(), f)
+        self.stage::<Option<U>, U, F, Fut, Filter, P, D, Tm>(options.into(), f)
     }
 
     /// Adds a stage that expands each item into any number of outputs: `f(ctx, item)` returns
@@ -356,24 +364,32 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    pub fn flat_map<I, F, Fut, P>(
+    pub fn flat_map<I, F, Fut, P, D, Tm>(
         self,
-        options: impl Into<StageOptions<P>>,
+        options: impl Into<StageOptions<P, D, Tm>>,
         f: F,
     ) -> Pipeline<I::Item, E>
     where
         P: RetryPolicy<T, E>,
+        D: DeadLetterSink<T, E>,
+        Tm: Timing,
         I: IntoIterator + 'static,
         I::Item: Send + 'static,
         F: Fn(Context, T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<I, E>> + Send + 'static,
     {
-        self.stage::<I, I::Item, F, Fut, Flat, P>(options.into(), f)
+        self.stage::<I, I::Item, F, Fut, Flat, P, D, Tm>(options.into(), f)
     }
 
-    fn stage<R: 'static, U, F, Fut, K, P>(self, options: StageOptions<P>, f: F) -> Pipeline<U, E>
+    fn stage<R: 'static, U, F, Fut, K, P, D, Tm>(
+        self,
+        options: StageOptions<P, D, Tm>,
+        f: F,
+    ) -> Pipeline<U, E>
     where
         P: RetryPolicy<T, E>,
+        D: DeadLetterSink<T, E>,
+        Tm: Timing,
         U: Send + 'static,
         F: Fn(Context, T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
@@ -394,7 +410,9 @@ where
                     },
                 );
                 let (output, next) = channel(inlet.capacity, inlet.queue);
-                stage::spawn::<T, R, U, E, F, Fut, K, P>(scope, options, input, output, f, stats);
+                stage::spawn::<T, R, U, E, F, Fut, K, P, D, Tm>(
+                    scope, options, input, output, f, stats,
+                );
                 next
             }),
             progress: self.progress,

@@ -13,6 +13,7 @@
 //! compiled out for a stage that cannot retry ([`RetryPolicy::RETRIES`]) and the timeout for
 //! a stage without one ([`Timing`]).
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -23,7 +24,8 @@ use std::vec::Drain;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use super::policy::{Backoff, OnError, RetryPolicy};
+use super::dead_letter::Letter;
+use super::policy::{Backoff, DeadLetterSink, ItemError, Location, OnError, RetryPolicy, Timing};
 use super::report::Tally;
 use super::stage::Emit;
 use crate::context::Context;
@@ -43,46 +45,50 @@ pub(crate) enum Outcome<E> {
 }
 
 /// What a stage does about failed calls: see [`StageOptions`](super::StageOptions).
-pub(crate) struct Policy<P> {
+pub(crate) struct Policy<P, D> {
     pub(crate) on_error: OnError,
     pub(crate) timeout: Option<Duration>,
     pub(crate) attempts: u32,
     pub(crate) backoff: Backoff,
     pub(crate) retry: P,
+    /// The stage's kind of dead-letter sink; the sink itself runs on a task of its own.
+    pub(crate) dead_letter: PhantomData<fn() -> D>,
 }
 
-/// Whether a stage's calls run under a timeout, known at compile time so that a stage without
-/// one has none of its code.
-pub(crate) trait Timing: 'static {
-    const TIMED: bool;
-}
-
-/// Each call under a timeout.
-pub(crate) enum Timed {}
-/// No timeout.
-pub(crate) enum Untimed {}
-
-impl Timing for Timed {
-    const TIMED: bool = true;
-}
-
-impl Timing for Untimed {
-    const TIMED: bool = false;
+impl<P, D> Policy<P, D> {
+    /// A copy of `item` for after attempt `number`: for the next attempt, or for the
+    /// dead-letter sink after the last.
+    #[inline]
+    fn keep<T, E>(&self, item: &T, number: u32) -> Option<T>
+    where
+        P: RetryPolicy<T, E>,
+        D: DeadLetterSink<T, E>,
+    {
+        if P::RETRIES && number < self.attempts {
+            self.retry.keep(item)
+        } else {
+            D::keep(item)
+        }
+    }
 }
 
 /// What [`Calls`] works with, borrowed from its worker.
-pub(crate) struct Batch<'w, T, U, F, P> {
+pub(crate) struct Batch<'w, T, U, E, F, P, D> {
     pub(crate) ctx: &'w Context,
     pub(crate) watch: &'w mut Watch,
     pub(crate) lender: &'w mut Lender,
     pub(crate) f: &'w F,
-    pub(crate) policy: &'w Policy<P>,
+    pub(crate) policy: &'w Policy<P, D>,
+    /// The stage's name, for the errors handed to a dead-letter sink.
+    pub(crate) stage: &'w Cow<'static, str>,
     /// The number of the batch's first item among the stage's inputs.
     pub(crate) first: u64,
     /// When the worker took the batch.
     pub(crate) started: Instant,
     pub(crate) items: Drain<'w, T>,
     pub(crate) out: &'w mut Vec<U>,
+    /// Failed items for the dead-letter sink, which the worker sends on with the batch.
+    pub(crate) dead: &'w mut Vec<Letter<T, E>>,
     pub(crate) tally: &'w mut Tally,
 }
 
@@ -105,8 +111,8 @@ struct Attempt<T> {
 pin_project! {
     /// Calls the stage function on every item of a batch, in order, and emits each output:
     /// see the module's documentation.
-    pub(crate) struct Calls<'w, T, U, F, Fut, K, P, Tm> {
-        batch: Batch<'w, T, U, F, P>,
+    pub(crate) struct Calls<'w, T, U, E, F, Fut, K, P, D, Tm> {
+        batch: Batch<'w, T, U, E, F, P, D>,
         // The call in progress, pending since an earlier poll.
         #[pin]
         call: Option<Fut>,
@@ -118,7 +124,7 @@ pin_project! {
         kind: PhantomData<fn() -> (K, Tm)>,
     }
 
-    impl<'w, T, U, F, Fut, K, P, Tm> PinnedDrop for Calls<'w, T, U, F, Fut, K, P, Tm> {
+    impl<'w, T, U, E, F, Fut, K, P, D, Tm> PinnedDrop for Calls<'w, T, U, E, F, Fut, K, P, D, Tm> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             let mut call = this.call;
@@ -133,8 +139,8 @@ pin_project! {
     }
 }
 
-impl<'w, T, U, F, Fut, K, P, Tm> Calls<'w, T, U, F, Fut, K, P, Tm> {
-    pub(crate) fn new(batch: Batch<'w, T, U, F, P>) -> Self {
+impl<'w, T, U, E, F, Fut, K, P, D, Tm> Calls<'w, T, U, E, F, Fut, K, P, D, Tm> {
+    pub(crate) fn new(batch: Batch<'w, T, U, E, F, P, D>) -> Self {
         Calls {
             inputs: batch.items.len(),
             batch,
@@ -152,13 +158,14 @@ impl<'w, T, U, F, Fut, K, P, Tm> Calls<'w, T, U, F, Fut, K, P, Tm> {
     }
 }
 
-impl<T, U, E, F, Fut, R, K, P, Tm> Future for Calls<'_, T, U, F, Fut, K, P, Tm>
+impl<T, U, E, F, Fut, R, K, P, D, Tm> Future for Calls<'_, T, U, E, F, Fut, K, P, D, Tm>
 where
     F: Fn(Context, T) -> Fut,
     Fut: Future<Output = Result<R, E>>,
     E: From<Error>,
     K: Emit<R, U>,
     P: RetryPolicy<T, E>,
+    D: DeadLetterSink<T, E>,
     Tm: Timing,
 {
     type Output = Outcome<E>;
@@ -171,10 +178,12 @@ where
             lender,
             f,
             policy,
+            stage,
             first,
             started,
             items,
             out,
+            dead,
             tally,
         } = this.batch;
         let attempt = this.attempt;
@@ -237,9 +246,7 @@ where
                 let Some(item) = kept.take() else {
                     unreachable!("an item is retried only if a copy was kept");
                 };
-                if number < policy.attempts {
-                    kept = policy.retry.keep(&item);
-                }
+                kept = policy.keep(&item, number);
                 // Only a deadline needs the estimate of an attempt's length, and only without
                 // a timeout.
                 if timeout.is_none() && ctx.deadline().is_some() {
@@ -259,10 +266,11 @@ where
                         return Poll::Ready(Outcome::Stopped);
                     }
                     tally.items_in += 1;
-                    if P::RETRIES {
-                        // A copy for the next attempt, whose number `retry_wait` checks.
+                    if P::RETRIES || D::SINKS {
+                        // A copy for the next attempt, whose number `retry_wait` checks, or for
+                        // the dead-letter sink.
                         number = 1;
-                        kept = policy.retry.keep(&item);
+                        kept = policy.keep(&item, number);
                     }
                     start!(item);
                 }
@@ -285,7 +293,8 @@ where
                     Poll::Ready(Err(err)) => {
                         call.set(None);
                         entered.settle();
-                        let timed_out = attempt.deadline.is_some_and(|end| Instant::now() >= end);
+                        let timed_out =
+                            Tm::TIMED && attempt.deadline.is_some_and(|end| Instant::now() >= end);
                         (err, timed_out)
                     }
                     Poll::Pending => {
@@ -296,8 +305,8 @@ where
                             return Poll::Ready(Outcome::Stopped);
                         }
                         let expired = match timer.as_mut().as_pin_mut() {
-                            Some(end) => end.poll(cx).is_ready(),
-                            None => false,
+                            Some(end) if Tm::TIMED => end.poll(cx).is_ready(),
+                            _ => false,
                         };
                         if !expired {
                             pending!();
@@ -308,8 +317,11 @@ where
                         (E::from(Error::DeadlineExceeded), true)
                     }
                 };
-                attempt.deadline = None;
-                timer.set(None);
+                // (Only a stage with a timeout or retries ever sets the timer.)
+                if Tm::TIMED || P::RETRIES {
+                    attempt.deadline = None;
+                    timer.set(None);
+                }
                 // An error returned once the run's context is done is the call noticing the
                 // cancellation (a `#[stage]` checkpoint ends with `Canceled`), not an error of
                 // its own.
@@ -325,8 +337,10 @@ where
                     _ => *started,
                 };
                 let wait = match kept {
-                    Some(_) => retry_wait(policy, ctx, index, number, &err, timed_out, since),
-                    None => None,
+                    Some(_) if P::RETRIES => {
+                        retry_wait(policy, ctx, index, number, &err, timed_out, since)
+                    }
+                    _ => None,
                 };
                 if let Some(wait) = wait {
                     tally.retried += 1;
@@ -335,8 +349,15 @@ where
                     timer.set(Some(tokio::time::sleep(wait)));
                     continue 'attempts;
                 }
-                kept = None;
                 tally.errors += 1;
+                if D::SINKS {
+                    if let Some(item) = kept.take() {
+                        let at = Location::new(stage.clone(), index, number, policy.attempts);
+                        dead.push((item, ItemError::new(at, err)));
+                        continue;
+                    }
+                }
+                kept = None;
                 match policy.on_error {
                     OnError::Fail => {
                         return Poll::Ready(Outcome::Failed(err, Some((index, number))));
@@ -351,8 +372,8 @@ where
 /// The wait before attempt `number + 1` on the item numbered `index` (whose attempt `number`,
 /// begun at `since`, failed with `err`), if it gets one: attempts are left, the error may be
 /// retried, and the wait and one more attempt fit before the context's deadline.
-fn retry_wait<T, E, P: RetryPolicy<T, E>>(
-    policy: &Policy<P>,
+fn retry_wait<T, E, P: RetryPolicy<T, E>, D>(
+    policy: &Policy<P, D>,
     ctx: &Context,
     index: u64,
     number: u32,

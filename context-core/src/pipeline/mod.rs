@@ -7,6 +7,7 @@
 //! - `source.rs`: the task that feeds the first queue from an iterator or a stream;
 //! - `stage.rs`: a stage's workers;
 //! - `calls.rs`: one batch of a stage's calls, polled as one future;
+//! - `dead_letter.rs`: the task that hands failed items to a stage's dead-letter sink;
 //! - `order.rs`: the reorder window of ordered stages;
 //! - `policy.rs`: what a stage does about failed calls: [`OnError`], retries, [`Backoff`];
 //! - `sink.rs`: the sinks, and the loop that drives a run from the caller's future;
@@ -17,6 +18,7 @@
 mod builder;
 mod calls;
 mod channel;
+mod dead_letter;
 mod options;
 mod order;
 mod policy;
@@ -29,6 +31,9 @@ mod with_report;
 
 pub use builder::Pipeline;
 pub use options::{StageOptions, DEFAULT_BATCH, DEFAULT_BUFFER};
-pub use policy::{Backoff, Location, NoRetry, OnError, RetryAll, RetryIf, RetryPolicy, Retrying};
+pub use policy::{
+    Backoff, BoxedSink, DeadLetter, DeadLetterSink, ItemError, Location, NoDeadLetter, NoRetry,
+    OnError, RetryAll, RetryIf, RetryPolicy, Retrying, Timed, Timing, Untimed,
+};
 pub use report::{Progress, Report, StageReport};
 pub use with_report::WithReport;

@@ -3,7 +3,9 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use super::policy::{Backoff, NoRetry, OnError, RetryIf, Retrying};
+use super::policy::{
+    Backoff, DeadLetter, NoDeadLetter, NoRetry, OnError, RetryIf, Retrying, Timed, Untimed,
+};
 
 /// How many items a stage's input queue holds unless [`StageOptions::buffer`] says otherwise
 /// (and the sink's queue, in a pipeline without stages).
@@ -35,6 +37,7 @@ pub const DEFAULT_BATCH: usize = 128;
 /// | [`ordered()`](StageOptions::ordered) | off | outputs leave in input order |
 /// | [`reorder_window(n)`](StageOptions::reorder_window) | see below | ordered, with at most `n` items between input and output |
 /// | [`on_error(policy)`](StageOptions::on_error) | [`OnError::Fail`] | a failed item fails the run, or is skipped |
+/// | [`dead_letter(sink)`](StageOptions::dead_letter) | none | a failed item goes to `sink` with its error, and the run goes on |
 /// | [`retry(n)`](StageOptions::retry) | 0 | a failed call is tried again, up to `n` times, within the deadline |
 /// | [`retry_if(pred)`](StageOptions::retry_if) | every error | which errors are retried |
 /// | [`backoff(b)`](StageOptions::backoff) | [`Backoff::default`] | the waits between attempts |
@@ -57,7 +60,7 @@ pub const DEFAULT_BATCH: usize = 128;
 /// assert_eq!(parse.name(), "parse");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StageOptions<R = NoRetry> {
+pub struct StageOptions<R = NoRetry, D = NoDeadLetter, Tm = Untimed> {
     pub(crate) name: Cow<'static, str>,
     pub(crate) workers: usize,
     pub(crate) buffer: usize,
@@ -68,6 +71,8 @@ pub struct StageOptions<R = NoRetry> {
     pub(crate) retries: u32,
     pub(crate) backoff: Backoff,
     pub(crate) retry: R,
+    pub(crate) dead_letter: D,
+    pub(crate) timing: Tm,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,11 +97,13 @@ impl StageOptions {
             retries: 0,
             backoff: Backoff::default(),
             retry: NoRetry,
+            dead_letter: NoDeadLetter,
+            timing: Untimed,
         }
     }
 }
 
-impl<R> StageOptions<R> {
+impl<R, D, Tm> StageOptions<R, D, Tm> {
     /// Runs `n` workers (at least one): up to `n` calls of the stage function at once, each
     /// worker a tokio task, so a CPU-bound stage with one worker per core keeps every core busy
     /// and an IO-bound stage overlaps `n` waits.
@@ -154,9 +161,10 @@ impl<R> StageOptions<R> {
     ///
     /// Each call then gets a context of its own rather than the worker's: one allocation per
     /// call, and a timer while the call is pending.
-    pub fn timeout(mut self, limit: Duration) -> Self {
-        self.timeout = Some(limit);
-        self
+    pub fn timeout(self, limit: Duration) -> StageOptions<R, D, Timed> {
+        let mut options = self.rebuild(|retry| retry, |sink| sink, |_| Timed);
+        options.timeout = Some(limit);
+        options
     }
 
     /// Retries an item whose call failed, up to `n` times (so at most `n + 1` attempts), each
@@ -201,22 +209,22 @@ impl<R> StageOptions<R> {
     /// assert_eq!(report.stage("flaky").unwrap().retried, 2);
     /// # }
     /// ```
-    pub fn retry(self, n: u32) -> StageOptions<R::On>
+    pub fn retry(self, n: u32) -> StageOptions<R::On, D, Tm>
     where
         R: Retrying,
     {
-        let mut options = self.with_retry(|retry| retry.on());
+        let mut options = self.rebuild(|retry| retry.on(), |sink| sink, |timing| timing);
         options.retries = n;
         options
     }
 
     /// Retries only the errors `retryable` accepts (with [`retry`](StageOptions::retry), which
     /// says how many times).
-    pub fn retry_if<E, P>(self, retryable: P) -> StageOptions<RetryIf<P>>
+    pub fn retry_if<E, P>(self, retryable: P) -> StageOptions<RetryIf<P>, D, Tm>
     where
         P: Fn(&E) -> bool + Send + Sync + 'static,
     {
-        self.with_retry(|_| RetryIf(retryable))
+        self.rebuild(|_| RetryIf(retryable), |sink| sink, |timing| timing)
     }
 
     /// The waits between attempts of a retrying stage: [`Backoff::default`] unless given.
@@ -225,7 +233,13 @@ impl<R> StageOptions<R> {
         self
     }
 
-    fn with_retry<Q>(self, retry: impl FnOnce(R) -> Q) -> StageOptions<Q> {
+    /// These options with their retry kind, dead-letter sink and timing replaced.
+    fn rebuild<Q, S, Ti>(
+        self,
+        retry: impl FnOnce(R) -> Q,
+        dead_letter: impl FnOnce(D) -> S,
+        timing: impl FnOnce(Tm) -> Ti,
+    ) -> StageOptions<Q, S, Ti> {
         StageOptions {
             name: self.name,
             workers: self.workers,
@@ -237,7 +251,55 @@ impl<R> StageOptions<R> {
             retries: self.retries,
             backoff: self.backoff,
             retry: retry(self.retry),
+            dead_letter: dead_letter(self.dead_letter),
+            timing: timing(self.timing),
         }
+    }
+
+    /// Sends each item that fails (after its last attempt) with its error to `sink`, and goes
+    /// on: `sink(item, err)` is awaited on a task of its own, one item at a time, while the
+    /// stage works on; an `Err` it returns fails the run like a stage's error. The error comes
+    /// as an [`ItemError`](crate::ItemError), which says which stage, which item and which attempt. The error
+    /// policy ([`on_error`](StageOptions::on_error)) then plays no part.
+    ///
+    /// The sink's queue is as large as the stage's input queue (its
+    /// [`buffer`](StageOptions::buffer)): when the sink falls that far behind, the stage waits
+    /// for it. The stage's items must be `Clone`: each call gets a copy, so that the item is
+    /// still there to hand to the sink (a cheap `Arc` or a small value keeps this free). A
+    /// `tokio::sync::mpsc::Sender` becomes a sink with
+    /// `move |item, err| { let tx = tx.clone(); async move { tx.send((item, err)).await.map_err(..) } }`.
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::sync::{Arc, Mutex};
+    /// use ctxpipe::{Context, Pipeline, StageOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> io::Result<()> {
+    /// let rejected = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = {
+    ///     let rejected = rejected.clone();
+    ///     move |line: &'static str, err: ctxpipe::ItemError<io::Error>| {
+    ///         rejected.lock().unwrap().push(format!("{line:?}: {err}"));
+    ///         async { Ok(()) }
+    ///     }
+    /// };
+    /// let numbers = Pipeline::<_, io::Error>::new(&Context::background(), ["1", "x", "3"])
+    ///     .map(StageOptions::new("parse").dead_letter(sink), |_ctx, line: &str| async move {
+    ///         line.parse::<u32>().map_err(io::Error::other)
+    ///     })
+    ///     .collect()
+    ///     .await?;
+    /// assert_eq!(numbers, [1, 3]);
+    /// assert_eq!(
+    ///     *rejected.lock().unwrap(),
+    ///     [r#""x": stage `parse`, item #1: invalid digit found in string"#]
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn dead_letter<S>(self, sink: S) -> StageOptions<R, DeadLetter<S>, Tm> {
+        self.rebuild(|retry| retry, |_| DeadLetter(sink), |timing| timing)
     }
 
     /// How many attempts an item gets.

@@ -1,10 +1,14 @@
 //! What a stage does when a call fails: its error policy ([`OnError`]), its retries (how many,
-//! for which errors, with which [`Backoff`]) and where a failed item was ([`Location`]).
+//! for which errors, with which [`Backoff`]), its dead-letter sink, and where a failed item was
+//! ([`Location`], [`ItemError`]).
 
 use std::borrow::Cow;
 use std::collections::hash_map::RandomState;
+use std::error::Error as StdError;
 use std::fmt;
+use std::future::Future;
 use std::hash::BuildHasher;
+use std::pin::Pin;
 use std::time::Duration;
 
 /// What a stage does with an item whose call failed (after its last attempt, when the stage
@@ -184,6 +188,133 @@ impl fmt::Display for Location {
     }
 }
 
+/// A stage's error with where it happened: the stage, the item's number and the attempt.
+///
+/// A dead-letter sink ([`StageOptions::dead_letter`](crate::StageOptions::dead_letter)) gets
+/// one beside each failed item. It displays as its [`Location`] and then the error:
+///
+/// ```
+/// use ctxpipe::{ItemError, Location};
+///
+/// let err = ItemError::new(Location::new("charge", 17, 3, 3), std::io::Error::other("card declined"));
+/// assert_eq!(err.to_string(), "stage `charge`, item #17 (attempt 3 of 3): card declined");
+/// assert_eq!(err.location().item, 17);
+/// let inner: std::io::Error = err.into_error();
+/// assert_eq!(inner.to_string(), "card declined");
+/// ```
+///
+/// As its `Display` already shows the error's own message, its [`source`](StdError::source) is
+/// the error's source: a report that walks the chain (`anyhow`'s `{:#}`) shows each message
+/// once. The error itself is [`error`](ItemError::error) or [`into_error`](ItemError::into_error).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemError<E> {
+    location: Location,
+    error: E,
+}
+
+impl<E> ItemError<E> {
+    /// `error`, which happened at `location`.
+    pub fn new(location: Location, error: E) -> ItemError<E> {
+        ItemError { location, error }
+    }
+
+    /// Where it happened.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The stage's error.
+    pub fn error(&self) -> &E {
+        &self.error
+    }
+
+    /// The stage's error, without its location.
+    pub fn into_error(self) -> E {
+        self.error
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for ItemError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.error)
+    }
+}
+
+impl<E: StdError> StdError for ItemError<E> {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.error.source()
+    }
+}
+
+/// Where a stage's failed items go: see
+/// [`StageOptions::dead_letter`](crate::StageOptions::dead_letter).
+///
+/// Implemented by [`NoDeadLetter`] and [`DeadLetter`] only; it appears in the stage methods'
+/// bounds so that only a stage with a sink requires `T: Clone` of its items.
+pub trait DeadLetterSink<T, E>: sealed::Sealed + Send + 'static {
+    /// Whether this stage hands failed items to a sink.
+    #[doc(hidden)]
+    const SINKS: bool;
+    /// A copy of `item` for the sink, if the stage has one.
+    #[doc(hidden)]
+    fn keep(item: &T) -> Option<T>;
+    /// The sink as one boxed function, if the stage has one.
+    #[doc(hidden)]
+    fn into_sink(self) -> Option<BoxedSink<T, E>>;
+}
+
+/// A dead-letter sink, boxed: it runs only for failed items.
+#[doc(hidden)]
+pub type BoxedSink<T, E> =
+    Box<dyn FnMut(T, ItemError<E>) -> Pin<Box<dyn Future<Output = Result<(), E>> + Send>> + Send>;
+
+/// A stage without a dead-letter sink (the default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoDeadLetter;
+
+/// A stage whose failed items go to the function `S`: see
+/// [`StageOptions::dead_letter`](crate::StageOptions::dead_letter).
+#[derive(Clone, Copy)]
+pub struct DeadLetter<S>(pub(crate) S);
+
+impl<S> fmt::Debug for DeadLetter<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DeadLetter(..)")
+    }
+}
+
+impl<T, E> DeadLetterSink<T, E> for NoDeadLetter {
+    const SINKS: bool = false;
+
+    #[inline]
+    fn keep(_: &T) -> Option<T> {
+        None
+    }
+
+    fn into_sink(self) -> Option<BoxedSink<T, E>> {
+        None
+    }
+}
+
+impl<T, E, S, Fut> DeadLetterSink<T, E> for DeadLetter<S>
+where
+    T: Clone,
+    S: FnMut(T, ItemError<E>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+{
+    const SINKS: bool = true;
+
+    #[inline]
+    fn keep(item: &T) -> Option<T> {
+        Some(item.clone())
+    }
+
+    fn into_sink(self) -> Option<BoxedSink<T, E>> {
+        let mut sink = self.0;
+        Some(Box::new(move |item, err| Box::pin(sink(item, err))))
+    }
+}
+
 /// Which errors of a stage are retried: see [`StageOptions::retry`](crate::StageOptions::retry).
 ///
 /// Implemented by [`NoRetry`], [`RetryAll`] and [`RetryIf`] only; it appears in the stage
@@ -294,8 +425,39 @@ impl<P> Retrying for RetryIf<P> {
     }
 }
 
+/// Whether a stage's calls run under a timeout: see
+/// [`StageOptions::timeout`](crate::StageOptions::timeout).
+///
+/// Implemented by [`Timed`] and [`Untimed`] only. Known from the options' type, so that a stage
+/// without a timeout has none of its code, and each stage function is called from one place.
+pub trait Timing: sealed::Sealed + Send + Sync + 'static {
+    /// Whether the calls run under a timeout.
+    #[doc(hidden)]
+    const TIMED: bool;
+}
+
+/// A stage whose calls run under a timeout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timed;
+
+/// A stage without a timeout (the default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Untimed;
+
+impl Timing for Timed {
+    const TIMED: bool = true;
+}
+
+impl Timing for Untimed {
+    const TIMED: bool = false;
+}
+
 mod sealed {
     pub trait Sealed {}
+    impl Sealed for super::Timed {}
+    impl Sealed for super::Untimed {}
+    impl Sealed for super::NoDeadLetter {}
+    impl<S> Sealed for super::DeadLetter<S> {}
     impl Sealed for super::NoRetry {}
     impl Sealed for super::RetryAll {}
     impl<P> Sealed for super::RetryIf<P> {}

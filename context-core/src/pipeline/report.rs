@@ -28,6 +28,7 @@ pub(crate) struct StageStats {
     pub(crate) retried: AtomicU64,
     pub(crate) timed_out: AtomicU64,
     pub(crate) skipped: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
     pub(crate) busy_nanos: AtomicU64,
     pub(crate) queue: Arc<QueueStats>,
     /// Where the item error that failed the run was, if it was this stage's.
@@ -59,6 +60,7 @@ impl StageStats {
             retried: AtomicU64::new(0),
             timed_out: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),
             queue: Arc::default(),
             failure: OnceLock::new(),
@@ -105,6 +107,7 @@ impl StageStats {
             retried: self.retried.load(Ordering::Relaxed),
             timed_out: self.timed_out.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
+            dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             busy: Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed)),
             queued: self.queue.queued.load(Ordering::Relaxed),
             peak_queue: self.queue.peak.load(Ordering::Relaxed),
@@ -283,14 +286,18 @@ impl fmt::Display for Report {
         let policies = self
             .stages
             .iter()
-            .any(|stage| stage.retried + stage.timed_out + stage.skipped > 0);
+            .any(|stage| stage.retried + stage.timed_out + stage.skipped + stage.dead_lettered > 0);
         write!(
             f,
             "{:<width$} {:>7} {:>10} {:>10} {:>10} {:>7}",
             "stage", "workers", "in", "out", "filtered", "errors"
         )?;
         if policies {
-            write!(f, " {:>8} {:>9} {:>8}", "retried", "timed out", "skipped")?;
+            write!(
+                f,
+                " {:>8} {:>9} {:>8} {:>8}",
+                "retried", "timed out", "skipped", "dead"
+            )?;
         }
         writeln!(f, " {:>12} {:>6}", "busy", "peak")?;
         writeln!(f, "{:<width$} {:>7} {:>10}", "source", "", self.produced)?;
@@ -308,8 +315,8 @@ impl fmt::Display for Report {
             if policies {
                 write!(
                     f,
-                    " {:>8} {:>9} {:>8}",
-                    stage.retried, stage.timed_out, stage.skipped
+                    " {:>8} {:>9} {:>8} {:>8}",
+                    stage.retried, stage.timed_out, stage.skipped, stage.dead_lettered
                 )?;
             }
             writeln!(
@@ -325,7 +332,7 @@ impl fmt::Display for Report {
             "sink", "", self.consumed, "", "", self.sink_errors
         )?;
         if policies {
-            write!(f, " {:>8} {:>9} {:>8}", "", "", "")?;
+            write!(f, " {:>8} {:>9} {:>8} {:>8}", "", "", "", "")?;
         }
         write!(f, " {:>12} {:>6}", "", self.sink_peak_queue)?;
         if let Some(failure) = &self.failure {
@@ -383,6 +390,9 @@ pub struct StageReport {
     pub timed_out: u64,
     /// Failed items dropped by [`OnError::Skip`](crate::OnError::Skip); the run went on.
     pub skipped: u64,
+    /// Failed items that the stage's dead-letter sink took
+    /// ([`StageOptions::dead_letter`](crate::StageOptions::dead_letter)); the run went on.
+    pub dead_lettered: u64,
     /// Time the workers spent on batches of items, summed over workers (so it may exceed the
     /// wall time with several workers); waiting for input or for room downstream is not
     /// included. Measured on tokio's clock, so paused time in tests advances it too.

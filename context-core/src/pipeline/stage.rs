@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::calls::{Batch, Calls, Outcome, Policy, Timed, Timing, Untimed};
+use super::calls::{Batch, Calls, Outcome, Policy};
 use super::channel::{Receiver, Sender};
+use super::dead_letter::{self, Letter};
 use super::options::StageOptions;
 use super::order::Reorder;
-use super::policy::{Location, RetryPolicy};
+use super::policy::{DeadLetterSink, Location, RetryPolicy, Timing};
 use super::report::{StageStats, Tally};
 use super::scope::{Scope, Shared};
 use crate::context::Context;
@@ -114,9 +115,9 @@ enum Outlet<U> {
 }
 
 /// Spawns the workers of one stage, reading `input` and writing `output`.
-pub(crate) fn spawn<T, R: 'static, U, E, F, Fut, K, P>(
+pub(crate) fn spawn<T, R: 'static, U, E, F, Fut, K, P, D, Tm>(
     scope: &mut Scope<E>,
-    options: StageOptions<P>,
+    options: StageOptions<P, D, Tm>,
     input: Receiver<T>,
     output: Sender<U>,
     f: F,
@@ -129,45 +130,49 @@ pub(crate) fn spawn<T, R: 'static, U, E, F, Fut, K, P>(
     Fut: Future<Output = Result<R, E>> + Send + 'static,
     K: Emit<R, U>,
     P: RetryPolicy<T, E>,
+    D: DeadLetterSink<T, E>,
+    Tm: Timing,
 {
     let outlet = match options.window() {
         Some(window) => Outlet::Ordered(Reorder::new(window, output)),
         None => Outlet::Direct(output),
     };
+    let max_take = options.take();
+    let attempts = options.attempts();
+    let dead_letters = options
+        .dead_letter
+        .into_sink()
+        .map(|sink| dead_letter::spawn(scope, sink, options.buffer, stats.clone()));
     let stage = Arc::new(Stage {
         input,
         outlet,
+        dead_letters,
         f,
         stats,
         shared: scope.shared.clone(),
-        max_take: options.take(),
+        max_take,
         share: options.workers,
         policy: Policy {
             on_error: options.on_error,
             timeout: options.timeout,
-            attempts: options.attempts(),
+            attempts,
             backoff: options.backoff,
             retry: options.retry,
+            dead_letter: PhantomData,
         },
     });
     let workers = options.workers;
-    let timed = options.timeout.is_some();
     let mut ctx = scope.step_context();
     for n in 0..workers {
         if n > 0 && n % workers_per_context(workers) == 0 {
             ctx = scope.step_context();
         }
-        let worker = Worker::<T, U, E, F, K, P> {
+        let worker = Worker::<T, U, E, F, K, P, D> {
             ctx: ctx.clone(),
             stage: stage.clone(),
             kind: PhantomData,
         };
-        // A stage without a timeout runs a loop with the timeout's code compiled out.
-        if timed {
-            scope.spawn(worker.run::<R, Fut, Timed>());
-        } else {
-            scope.spawn(worker.run::<R, Fut, Untimed>());
-        }
+        scope.spawn(worker.run::<R, Fut, Tm>());
     }
 }
 
@@ -175,27 +180,29 @@ pub(crate) fn spawn<T, R: 'static, U, E, F, Fut, K, P>(
 /// ending at once (a cancel) touch one shared counter each rather than one per field. The
 /// input and output channels see the stage's workers as one receiver and one sender, which
 /// go away with the last worker.
-struct Stage<T, U, E, F, P> {
+struct Stage<T, U, E, F, P, D> {
     input: Receiver<T>,
     outlet: Outlet<U>,
+    /// Where failed items go, with a dead-letter sink.
+    dead_letters: Option<Sender<Letter<T, E>>>,
     f: F,
     stats: Arc<StageStats>,
     shared: Arc<Shared<E>>,
     /// The most items taken at once: `min(batch, ⌈buffer / workers⌉)`.
     max_take: usize,
     share: usize,
-    policy: Policy<P>,
+    policy: Policy<P, D>,
 }
 
-struct Worker<T, U, E, F, K, P> {
+struct Worker<T, U, E, F, K, P, D> {
     /// A child of the pipeline's context, this worker's own or shared with a few others (see
     /// [`workers_per_context`]).
     ctx: Context,
-    stage: Arc<Stage<T, U, E, F, P>>,
+    stage: Arc<Stage<T, U, E, F, P, D>>,
     kind: PhantomData<fn() -> K>,
 }
 
-impl<T, U, E, F, K, P> Worker<T, U, E, F, K, P> {
+impl<T, U, E, F, K, P, D> Worker<T, U, E, F, K, P, D> {
     async fn run<R, Fut, Tm: Timing>(self)
     where
         F: Fn(Context, T) -> Fut,
@@ -203,6 +210,7 @@ impl<T, U, E, F, K, P> Worker<T, U, E, F, K, P> {
         E: From<Error>,
         K: Emit<R, U>,
         P: RetryPolicy<T, E>,
+        D: DeadLetterSink<T, E>,
     {
         let ctx = &self.ctx;
         // The same context, lent to each call rather than cloned for it: a trivial stage would
@@ -214,6 +222,7 @@ impl<T, U, E, F, K, P> Worker<T, U, E, F, K, P> {
         let stage = &*self.stage;
         let mut batch = Vec::new();
         let mut out = Vec::new();
+        let mut dead = Vec::new();
         let mut tally = Tally::default();
         // Starts with single items, so that slow items are shared out from the first one.
         let mut take = 1;
@@ -238,15 +247,17 @@ impl<T, U, E, F, K, P> Worker<T, U, E, F, K, P> {
             };
             let inputs = batch.len();
             let started = Instant::now();
-            let calls = Calls::<T, U, F, Fut, K, P, Tm>::new(Batch {
+            let calls = Calls::<T, U, E, F, Fut, K, P, D, Tm>::new(Batch {
                 ctx,
                 watch: &mut watch,
                 lender: &mut lender,
                 f: &stage.f,
                 policy: &stage.policy,
+                stage: &stage.stats.name,
                 first,
                 started,
                 items: batch.drain(..),
+                dead: &mut dead,
                 out: &mut out,
                 tally: &mut tally,
             });
@@ -261,6 +272,12 @@ impl<T, U, E, F, K, P> Worker<T, U, E, F, K, P> {
                             .stats
                             .failed_at(Location::new(name, item, attempt, attempts));
                     }
+                    return self.stop_busy(&mut tally, started);
+                }
+            }
+            if let (Some(letters), false) = (&stage.dead_letters, dead.is_empty()) {
+                // Waits while the sink is a whole queue behind.
+                if !matches!(watch.run(letters.send(&mut dead)).await, Ok(Ok(()))) {
                     return self.stop_busy(&mut tally, started);
                 }
             }

@@ -32,7 +32,7 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::{Expr, Ident};
 
 use super::first_span;
-use super::validate::{Call, Kind, Pipeline, Sink, SinkKind, Stage, StageOptions};
+use super::validate::{Call, Kind, OnError, Pipeline, Sink, SinkKind, Stage, StageOptions};
 use crate::runtime::Runtime;
 
 impl Pipeline {
@@ -185,15 +185,19 @@ impl StageOptions {
         if self.ordered {
             out.extend(quote_spanned!(at=> .ordered()));
         }
-        if let Some(policy) = self.on_error {
-            let at = Span::call_site().located_at(policy.span);
-            let rt = rt.at(policy.span);
-            let variant = if policy.skip {
-                quote_spanned!(at=> Skip)
-            } else {
-                quote_spanned!(at=> Fail)
-            };
-            out.extend(quote_spanned!(at=> .on_error(#rt::OnError::#variant)));
+        match &self.on_error {
+            Some(OnError::Policy { skip, span }) => {
+                let at = Span::call_site().located_at(*span);
+                let rt = rt.at(*span);
+                let variant = if *skip {
+                    quote_spanned!(at=> Skip)
+                } else {
+                    quote_spanned!(at=> Fail)
+                };
+                out.extend(quote_spanned!(at=> .on_error(#rt::OnError::#variant)));
+            }
+            Some(OnError::DeadLetter(name, sink)) => out.extend(quote!(.#name(#sink))),
+            None => {}
         }
         // `retry_if` after `retry`, as the builder's documentation writes them.
         let setters = [

@@ -20,11 +20,12 @@ const SINKS: &str = "`=> collect`, `=> count`, `=> for_each(f)`, `=> fold(init, 
 const STAGE: &str = "expected a stage: a function `f`, a call `f(args)` or a closure \
                      `|ctx, item| async move { .. }`";
 const OPTIONS: &str = "`workers = N`, `buffer = N`, `batch = N`, `ordered`, \
-                       `reorder_window = N`, `on_error = fail | skip`, `retry = N`, \
+                       `reorder_window = N`, `on_error = fail | skip | dead_letter(sink)`, `retry = N`, \
                        `retry_if = <fn>`, `backoff = <Backoff>`, `timeout = <Duration>`, \
                        `name = \"..\"`, `filter` or `flat`";
-const ON_ERROR: &str = "expected `on_error = fail` (the first failed item fails the run) or \
-                        `on_error = skip` (failed items are dropped and counted)";
+const ON_ERROR: &str = "expected `on_error = fail` (the first failed item fails the run), \
+                        `on_error = skip` (failed items are dropped and counted) or \
+                        `on_error = dead_letter(sink)` (failed items go to `sink`)";
 
 /// A validated pipeline: everything `expand` needs, nothing it must check.
 pub(crate) struct Pipeline {
@@ -83,11 +84,13 @@ pub(crate) struct StageOptions {
     pub(crate) timeout: Option<Expr>,
 }
 
-/// `on_error = fail` or `on_error = skip`, with the span of the policy's name.
-#[derive(Clone, Copy)]
-pub(crate) struct OnError {
-    pub(crate) skip: bool,
-    pub(crate) span: Span,
+/// `on_error = fail`, `on_error = skip` or `on_error = dead_letter(sink)`.
+#[derive(Clone)]
+pub(crate) enum OnError {
+    /// `fail` or `skip`, with the span of the policy's name.
+    Policy { skip: bool, span: Span },
+    /// `dead_letter(sink)`: the name and the sink.
+    DeadLetter(Ident, Expr),
 }
 
 pub(crate) struct Sink {
@@ -119,11 +122,15 @@ impl Pipeline {
             match value {
                 HeaderValue::In(expr) => set(&mut parent, &key, &what, expr, errors),
                 HeaderValue::Error(ty) => set(&mut error, &key, &what, ty, errors),
-                HeaderValue::OnError(expr) => {
-                    if let Some(policy) = on_error_policy(expr, errors) {
-                        set(&mut on_error, &key, &what, policy, errors);
-                    }
-                }
+                HeaderValue::OnError(expr) => match on_error_policy(expr, errors) {
+                    Some(OnError::DeadLetter(name, _)) => errors.error(
+                        name,
+                        "a dead-letter sink takes one stage's items: write \
+                         `on_error = dead_letter(..)` in that stage's options",
+                    ),
+                    Some(policy) => set(&mut on_error, &key, &what, policy, errors),
+                    None => {}
+                },
                 HeaderValue::Ordered => set(&mut ordered, &key, &what, (), errors),
                 HeaderValue::Report => set(&mut report, &key, &what, (), errors),
                 HeaderValue::Progress(expr) => set(&mut progress, &key, &what, expr, errors),
@@ -169,7 +176,9 @@ impl Pipeline {
                 if let Some(workers) = stage.options.lost_order() {
                     lost = Some((stage_name(&stage.options.name), workers));
                 }
-                stage.options.on_error = stage.options.on_error.or(on_error);
+                if stage.options.on_error.is_none() {
+                    stage.options.on_error.clone_from(&on_error);
+                }
                 stages.push(stage);
             }
         }
@@ -298,24 +307,31 @@ fn stage_name(name: &Expr) -> String {
 
 /// The policy of `on_error = <policy>`.
 fn on_error_policy(value: Expr, errors: &mut Errors) -> Option<OnError> {
-    if let Expr::Path(path) = &value {
-        if let Some(ident) = path.path.get_ident() {
-            match ident.to_string().as_str() {
-                "fail" => {
-                    return Some(OnError {
-                        skip: false,
-                        span: ident.span(),
-                    })
-                }
-                "skip" => {
-                    return Some(OnError {
-                        skip: true,
-                        span: ident.span(),
-                    })
-                }
-                _ => {}
+    match &value {
+        Expr::Path(path) => match path.path.get_ident() {
+            Some(ident) if ident == "fail" || ident == "skip" => {
+                return Some(OnError::Policy {
+                    skip: ident == "skip",
+                    span: ident.span(),
+                })
             }
-        }
+            _ => {}
+        },
+        Expr::Call(call) => match &*call.func {
+            Expr::Path(path) if path.path.is_ident("dead_letter") => {
+                let name = path.path.get_ident()?.clone();
+                if call.args.len() == 1 {
+                    return Some(OnError::DeadLetter(name, call.args.first()?.clone()));
+                }
+                errors.error(
+                    &value,
+                    "expected `dead_letter(sink)`: one function `|item, err| async { .. }`",
+                );
+                return None;
+            }
+            _ => {}
+        },
+        _ => {}
     }
     errors.error(value, ON_ERROR);
     None
