@@ -25,8 +25,10 @@
 //!   stage stops at its next checkpoint, and the scan prints what the sink had aggregated so
 //!   far, says why it stopped (`context deadline exceeded`, `context canceled`) and exits with
 //!   124 or 130.
-//! - Files that cannot be read are counted and listed, never fatal; so are directories that
-//!   cannot be listed.
+//! - Files that cannot be read are counted and listed, never fatal: the `read` stage returns
+//!   an error for them, and its error policy hands each one to a dead-letter sink
+//!   (`on_error = dead_letter(..)`) that keeps it for the report. Directories that cannot be
+//!   listed are counted and listed too.
 //! - While it runs, a progress bar on stderr (when stderr is a terminal) follows the
 //!   pipeline's counters; at the end, the pipeline's own report shows each stage's work.
 //!
@@ -49,7 +51,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use ctxpipe::{ctx_value, pipeline, stage, CancelHandle, Cause, Context, Error, Progress, Report};
+use std::future::{ready, Ready};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use ctxpipe::{
+    ctx_value, pipeline, stage, CancelHandle, Cause, Context, Error, ItemError, Progress, Report,
+};
 use tokio::io::AsyncReadExt;
 
 use crate::analysis::FileStats;
@@ -88,23 +95,84 @@ impl ScanConfig {
     }
 }
 
-/// What the walk found: a file to read, or a directory it could not list.
-enum Found {
-    File(PathBuf),
-    Unreadable(Skipped),
+/// A file's contents, read by the `read` stage.
+struct Loaded {
+    path: PathBuf,
+    bytes: Vec<u8>,
 }
 
-/// A file's contents, or why they were not read.
-enum Loaded {
-    Bytes { path: PathBuf, bytes: Vec<u8> },
-    Skipped(Skipped),
-}
-
-/// What reaches the sink: a text file's analysis, or a path the scan had to skip. Binary
-/// files never get here: the `analyse` stage filters them out.
+/// What reaches the sink's summary: a text file's analysis, or a path the scan had to skip.
+/// Binary files never get here (the `analyse` stage filters them out), and skipped paths are
+/// added once the pipeline is over, from the walk and from the `read` stage's dead letters.
 enum Outcome {
     Text(FileStats),
     Skipped(Skipped),
+}
+
+/// The pipeline's error: the scan stopped (cancelled, or out of time), or a file was not read,
+/// which the `read` stage's error policy turns into an entry of the report.
+#[derive(Debug)]
+enum ScanError {
+    Stopped(Error),
+    Skip(Reason),
+}
+
+impl From<Error> for ScanError {
+    fn from(err: Error) -> ScanError {
+        ScanError::Stopped(err)
+    }
+}
+
+impl From<Reason> for ScanError {
+    fn from(reason: Reason) -> ScanError {
+        ScanError::Skip(reason)
+    }
+}
+
+impl From<io::Error> for ScanError {
+    fn from(err: io::Error) -> ScanError {
+        ScanError::Skip(Reason::Unreadable(err))
+    }
+}
+
+impl fmt::Display for ScanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScanError::Stopped(err) => write!(f, "{err}"),
+            ScanError::Skip(reason) => write!(f, "{reason}"),
+        }
+    }
+}
+
+/// The files the `read` stage could not read, handed over by its dead-letter sink.
+#[derive(Clone, Default)]
+struct DeadLetters(Arc<Mutex<Vec<Skipped>>>);
+
+impl DeadLetters {
+    /// The sink: keeps the path and why it was not read.
+    fn sink(
+        &self,
+    ) -> impl FnMut(PathBuf, ItemError<ScanError>) -> Ready<Result<(), ScanError>> + Send + 'static
+    {
+        let letters = self.0.clone();
+        move |path, err| {
+            let reason = match err.into_error() {
+                ScanError::Skip(reason) => reason,
+                // Not an item's error: a stopping run is not handed to the sink.
+                ScanError::Stopped(err) => Reason::Unreadable(err.into()),
+            };
+            letters
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(Skipped { path, reason });
+            ready(Ok(()))
+        }
+    }
+
+    /// What the sink kept, in the order it came.
+    fn take(&self) -> Vec<Skipped> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 /// A path the scan did not analyse, and why.
@@ -139,40 +207,25 @@ impl From<io::Error> for Reason {
 }
 
 /// Reads a file found by the walk, unless it is larger than the configured maximum. An error
-/// is not the scan's: the file is skipped and the report lists it.
+/// is not the scan's: the stage's policy hands the file to the report (see [`DeadLetters`]).
 #[stage]
-async fn read(found: Found, #[ctx_value] config: &ScanConfig) -> Result<Loaded, Error> {
-    let path = match found {
-        Found::File(path) => path,
-        Found::Unreadable(skipped) => return Ok(Loaded::Skipped(skipped)),
-    };
-    // A checkpoint: when the scan is cancelled, the read is dropped midway.
-    Ok(match load(&path, config.max_bytes).await {
-        Ok(bytes) => Loaded::Bytes { path, bytes },
-        Err(reason) => Loaded::Skipped(Skipped { path, reason }),
-    })
-}
-
-/// The contents of the file at `path`, if it has at most `max_bytes`.
-async fn load(path: &Path, max_bytes: u64) -> Result<Vec<u8>, Reason> {
-    let file = tokio::fs::File::open(path).await?;
+async fn read(path: PathBuf, #[ctx_value] config: &ScanConfig) -> Result<Loaded, ScanError> {
+    let file = tokio::fs::File::open(&path).await?;
     let len = file.metadata().await?.len();
-    if len > max_bytes {
-        return Err(Reason::TooLarge(len));
+    if len > config.max_bytes {
+        return Err(Reason::TooLarge(len).into());
     }
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    // `take`: a file that grew since `metadata` is still read only up to the maximum.
-    file.take(max_bytes).read_to_end(&mut bytes).await?;
-    Ok(bytes)
+    // `take`: a file that grew since `metadata` is still read only up to the maximum. A
+    // checkpoint, as every await: when the scan is cancelled, the read is dropped midway.
+    file.take(config.max_bytes).read_to_end(&mut bytes).await?;
+    Ok(Loaded { path, bytes })
 }
 
 /// Analyses a file's contents: `None` (filtered out) for a binary file.
 #[stage]
-async fn analyse(loaded: Loaded) -> Result<Option<Outcome>, Error> {
-    Ok(match loaded {
-        Loaded::Bytes { path, bytes } => FileStats::of(path, &bytes).map(Outcome::Text),
-        Loaded::Skipped(skipped) => Some(Outcome::Skipped(skipped)),
-    })
+async fn analyse(loaded: Loaded) -> Result<Option<FileStats>, Error> {
+    Ok(FileStats::of(loaded.path, &loaded.bytes))
 }
 
 /// Parses the command line and runs the scan on a tokio runtime built by hand rather than with
@@ -220,18 +273,30 @@ async fn scan(args: Args) -> Result<ExitCode, String> {
 
     let (files, walk) = walk::spawn(&ctx);
     let mut summary = Summary::new(&args.path, args.top);
+    let skipped = DeadLetters::default();
     let mut progress = None;
-    let run = scan_pipeline(&ctx, files, args.workers, &mut summary, |handle| {
-        progress = Some(handle);
-    });
+    let run = scan_pipeline(
+        &ctx,
+        files,
+        args.workers,
+        &mut summary,
+        &skipped,
+        |handle| {
+            progress = Some(handle);
+        },
+    );
     let progress = progress.expect("`pipeline!` hands over its progress when it is built");
     let stopped = bar::while_running(&progress, run).await.err();
     let elapsed = started.elapsed();
     interrupt.abort();
 
-    let directories = walk.join().await?;
+    let walked = walk.join().await?;
+    let directories = walked.directories;
     let report = progress.report();
     summary.set_binary(binary_files(&report));
+    for skipped in walked.unlisted.into_iter().chain(skipped.take()) {
+        summary.add(Outcome::Skipped(skipped));
+    }
     let status = match &stopped {
         None => format!("complete in {elapsed:.1?}"),
         Some(err) => format!(
@@ -282,22 +347,24 @@ fn check_root(root: &Path) -> Result<(), String> {
 }
 
 /// The scan as one pipeline under `ctx`: the `files` the walk finds are read, then analysed
-/// by `workers` workers at once, and each outcome is added to `summary`. `on_progress`
-/// receives the pipeline's progress handle at once, before anything runs.
+/// by `workers` workers at once, and each text file's analysis is added to `summary`; the
+/// files that cannot be read go to `skipped`. `on_progress` receives the pipeline's progress
+/// handle at once, before anything runs.
 fn scan_pipeline<'a>(
     ctx: &Context,
     files: walk::Files,
     workers: usize,
     summary: &'a mut Summary,
+    skipped: &DeadLetters,
     on_progress: impl FnOnce(Progress),
-) -> impl Future<Output = Result<(), Error>> + 'a {
+) -> impl Future<Output = Result<(), ScanError>> + 'a {
     pipeline! {
         in ctx;
         progress = on_progress;
         from stream files
-        => read [workers = READ_WORKERS]
+        => read [workers = READ_WORKERS, on_error = dead_letter(skipped.sink())]
         => analyse [filter, workers = workers]
-        => for_each(|outcome| summary.add(outcome))
+        => for_each(|file| summary.add(Outcome::Text(file)))
     }
 }
 
@@ -351,7 +418,7 @@ async fn cancel_on_ctrl_c(cancel: CancelHandle) {
 }
 
 /// Why the scan stopped: the error, and the context's cause when it says more.
-fn reason(err: &Error, ctx: &Context) -> String {
+fn reason(err: &ScanError, ctx: &Context) -> String {
     match ctx.cause().map(|cause| cause.to_string()) {
         Some(cause) if cause != err.to_string() => format!("{err}: {cause}"),
         _ => err.to_string(),
@@ -360,11 +427,11 @@ fn reason(err: &Error, ctx: &Context) -> String {
 
 /// 0 when the scan completed, 124 on its deadline (as `timeout(1)`), 130 on Ctrl-C (as a
 /// shell reports SIGINT), 1 otherwise.
-fn exit_code(stopped: Option<&Error>) -> ExitCode {
+fn exit_code(stopped: Option<&ScanError>) -> ExitCode {
     match stopped {
         None => ExitCode::SUCCESS,
-        Some(Error::DeadlineExceeded) => ExitCode::from(124),
-        Some(Error::Canceled) => ExitCode::from(130),
+        Some(ScanError::Stopped(Error::DeadlineExceeded)) => ExitCode::from(124),
+        Some(ScanError::Stopped(Error::Canceled)) => ExitCode::from(130),
         Some(_) => ExitCode::FAILURE,
     }
 }
@@ -395,20 +462,24 @@ mod tests {
     }
 
     /// Scans `root` under `ctx` with a 64-byte maximum file size.
-    async fn scan_under(ctx: &Context) -> (Result<(), Error>, Summary, Report, u64) {
+    async fn scan_under(ctx: &Context) -> (Result<(), ScanError>, Summary, Report, u64) {
         let root = ScanConfig::from_ctx(ctx).unwrap().root.clone();
         let (files, walk) = walk::spawn(ctx);
         let mut summary = Summary::new(&root, 10);
+        let skipped = DeadLetters::default();
         let mut progress = None;
-        let result = scan_pipeline(ctx, files, 2, &mut summary, |handle| {
+        let result = scan_pipeline(ctx, files, 2, &mut summary, &skipped, |handle| {
             progress = Some(handle)
         })
         .await;
         let progress = progress.unwrap();
-        let directories = walk.join().await.unwrap();
+        let walked = walk.join().await.unwrap();
         let report = progress.report();
         summary.set_binary(binary_files(&report));
-        (result, summary, report, directories)
+        for skipped in walked.unlisted.into_iter().chain(skipped.take()) {
+            summary.add(Outcome::Skipped(skipped));
+        }
+        (result, summary, report, walked.directories)
     }
 
     fn small_files(root: PathBuf) -> ScanConfig {
@@ -433,7 +504,7 @@ mod tests {
         );
         let ctx = Context::background().with_value(small_files(tree.0.clone()));
         let (result, summary, report, directories) = scan_under(&ctx).await;
-        assert_eq!(result, Ok(()));
+        assert!(result.is_ok(), "{result:?}");
         assert_eq!(
             directories, 3,
             "the root, docs and sub; not .git nor target"
@@ -452,8 +523,10 @@ mod tests {
             "{text}"
         );
 
-        assert_eq!((report.produced, report.consumed), (4, 3));
-        assert_eq!(report.errors(), 0);
+        // big.txt went to the dead-letter sink, logo.png was filtered out.
+        assert_eq!((report.produced, report.consumed), (4, 2));
+        let read = report.stage("read").unwrap();
+        assert_eq!((read.errors, read.dead_lettered), (1, 1));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -464,11 +537,14 @@ mod tests {
             .with_cancel();
         cancel.cancel_with(Cause::msg("interrupted by Ctrl-C"));
         let (result, summary, _, _) = scan_under(&ctx).await;
-        assert_eq!(result, Err(Error::Canceled));
+        assert!(
+            matches!(result, Err(ScanError::Stopped(Error::Canceled))),
+            "{result:?}"
+        );
         assert_eq!(exit_code(result.err().as_ref()), ExitCode::from(130));
         assert_eq!(summary.totals().files, 0);
         assert_eq!(
-            reason(&Error::Canceled, &ctx),
+            reason(&ScanError::Stopped(Error::Canceled), &ctx),
             "context canceled: interrupted by Ctrl-C"
         );
     }
@@ -476,10 +552,18 @@ mod tests {
     #[test]
     fn exit_codes() {
         assert_eq!(exit_code(None), ExitCode::SUCCESS);
+        let stopped = |err| Some(ScanError::Stopped(err));
         assert_eq!(
-            exit_code(Some(&Error::DeadlineExceeded)),
+            exit_code(stopped(Error::DeadlineExceeded).as_ref()),
             ExitCode::from(124)
         );
-        assert_eq!(exit_code(Some(&Error::Canceled)), ExitCode::from(130));
+        assert_eq!(
+            exit_code(stopped(Error::Canceled).as_ref()),
+            ExitCode::from(130)
+        );
+        assert_eq!(
+            exit_code(Some(&ScanError::Skip(Reason::TooLarge(1)))),
+            ExitCode::FAILURE
+        );
     }
 }

@@ -16,7 +16,7 @@ use futures::Stream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::{Found, Reason, ScanConfig, Skipped};
+use crate::{Reason, ScanConfig, Skipped};
 
 /// How many found paths may wait for the pipeline to take them.
 const AHEAD: usize = 256;
@@ -30,24 +30,32 @@ pub(crate) fn spawn(ctx: &Context) -> (Files, Walk) {
     (Files(files), Walk(walk))
 }
 
-/// What the walk finds, as a stream: it ends when the walk does.
-pub(crate) struct Files(mpsc::Receiver<Found>);
+/// The files the walk finds, as a stream: it ends when the walk does.
+pub(crate) struct Files(mpsc::Receiver<PathBuf>);
 
 impl Stream for Files {
-    type Item = Found;
+    type Item = PathBuf;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Found>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<PathBuf>> {
         self.0.poll_recv(cx)
     }
 }
 
+/// What the walk did besides finding files.
+pub(crate) struct Walked {
+    /// How many directories it listed.
+    pub(crate) directories: u64,
+    /// The directories it could not list, and why.
+    pub(crate) unlisted: Vec<Skipped>,
+}
+
 /// The running walk.
-pub(crate) struct Walk(JoinHandle<Result<u64, Error>>);
+pub(crate) struct Walk(JoinHandle<Result<Walked, Error>>);
 
 impl Walk {
-    /// Waits for the walk to end and returns how many directories it listed. Once the stream
-    /// of [`Files`] is dropped the walk stops at its next send, so this does not wait long.
-    pub(crate) async fn join(self) -> Result<u64, String> {
+    /// Waits for the walk to end and returns what it did. Once the stream of [`Files`] is
+    /// dropped the walk stops at its next send, so this does not wait long.
+    pub(crate) async fn join(self) -> Result<Walked, String> {
         match self.0.await {
             Ok(walked) => walked.map_err(|err| format!("the walk failed: {err}")),
             Err(panic) => Err(format!("the walk panicked: {panic}")),
@@ -55,18 +63,24 @@ impl Walk {
     }
 }
 
-/// Walks depth first, in name order, sending every regular file and every directory it could
-/// not list; returns how many directories it listed.
-fn walk(ctx: &Context, found: &mpsc::Sender<Found>) -> Result<u64, Error> {
+/// Walks depth first, in name order, sending every regular file; returns how many directories
+/// it listed and those it could not.
+fn walk(ctx: &Context, found: &mpsc::Sender<PathBuf>) -> Result<Walked, Error> {
     let config = ScanConfig::from_ctx(ctx).ok_or_else(|| Error::MissingValue {
         type_name: std::any::type_name::<ScanConfig>(),
     })?;
     if !config.root.is_dir() {
         // A single file; errors are the read stage's to report.
-        let _ = found.blocking_send(Found::File(config.root.clone()));
-        return Ok(0);
+        let _ = found.blocking_send(config.root.clone());
+        return Ok(Walked {
+            directories: 0,
+            unlisted: Vec::new(),
+        });
     }
-    let mut walked = 0;
+    let mut walked = Walked {
+        directories: 0,
+        unlisted: Vec::new(),
+    };
     let mut pending = vec![config.root.clone()];
     while let Some(dir) = pending.pop() {
         if ctx.is_done() {
@@ -74,15 +88,18 @@ fn walk(ctx: &Context, found: &mpsc::Sender<Found>) -> Result<u64, Error> {
         }
         let files = match list(&dir, &config.ignore) {
             Ok(listing) => {
-                walked += 1;
+                walked.directories += 1;
                 // Reversed, so that the stack pops them in name order.
                 pending.extend(listing.dirs.into_iter().rev());
-                listing.files.into_iter().map(Found::File).collect()
+                listing.files
             }
-            Err(err) => vec![Found::Unreadable(Skipped {
-                path: dir,
-                reason: Reason::Unreadable(err),
-            })],
+            Err(err) => {
+                walked.unlisted.push(Skipped {
+                    path: dir,
+                    reason: Reason::Unreadable(err),
+                });
+                continue;
+            }
         };
         for file in files {
             if found.blocking_send(file).is_err() {
