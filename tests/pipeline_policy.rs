@@ -649,3 +649,81 @@ async fn a_dead_letter_says_which_attempt_failed_last() {
         [format!("5 {:?}", Location::new("flaky", 0, 3, 3))]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_lettering_pipeline_still_stops_on_cancel() {
+    let baseline = alive();
+    let drops = Drops::default();
+    let letters = Letters::default();
+    let (ctx, cancel) = Context::background().with_cancel();
+    let stage = StageOptions::new("slow")
+        .workers(4)
+        .retry(1)
+        .backoff(Backoff::fixed(Duration::from_millis(300)))
+        .dead_letter(letter_box(&letters));
+    let run =
+        Pipeline::<_, Failure>::new(&ctx, (0..ITEMS).map(|n| drops.item(n)).collect::<Vec<_>>())
+            .map(stage, |_ctx, item: Item| async move {
+                sleep(Duration::from_secs(1)).await;
+                if fails(item.n % CLONED) {
+                    Err(Failure::Bad(item.n % CLONED))
+                } else {
+                    Ok(item)
+                }
+            })
+            .collect();
+    let canceller = tokio::spawn(async move {
+        sleep(Duration::from_millis(5_100)).await;
+        cancel.cancel();
+    });
+    let started = Instant::now();
+    assert_eq!(run.await.err(), Some(Failure::Context(Error::Canceled)));
+    assert_eq!(started.elapsed(), Duration::from_millis(5_100));
+    canceller.await.unwrap();
+    assert_eq!(alive(), baseline);
+    assert!(
+        !letters.lock().unwrap().is_empty(),
+        "some items failed before the cancel"
+    );
+    letters.lock().unwrap().clear();
+    let drops = drops.0.lock().unwrap();
+    for n in 0..ITEMS {
+        assert_eq!(drops.get(&n), Some(&1), "drops of item {n}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retrying_stage_hands_an_error_it_does_not_retry_to_its_dead_letter_sink() {
+    let letters: Arc<Mutex<Vec<Location>>> = Arc::default();
+    let sink = {
+        let letters = letters.clone();
+        move |_n: u64, err: ItemError<Failure>| {
+            letters.lock().unwrap().push(err.location().clone());
+            async { Ok(()) }
+        }
+    };
+    let (result, report) = Pipeline::<_, Failure>::new(&Context::background(), [1_u64, 2])
+        .map(
+            StageOptions::new("pick")
+                .retry(3)
+                .retry_if(|err: &Failure| matches!(err, Failure::Transient(_)))
+                .dead_letter(sink),
+            |_ctx, n| async move {
+                if n == 1 {
+                    Err(Failure::Permanent)
+                } else {
+                    Ok(n)
+                }
+            },
+        )
+        .with_report()
+        .collect()
+        .await;
+    assert_eq!(result, Ok(vec![2]));
+    assert_eq!(*letters.lock().unwrap(), [Location::new("pick", 0, 1, 4)]);
+    let stage = report.stage("pick").unwrap();
+    assert_eq!(
+        (stage.retried, stage.dead_lettered, stage.errors),
+        (0, 1, 1)
+    );
+}

@@ -322,49 +322,110 @@ where
                     attempt.deadline = None;
                     timer.set(None);
                 }
-                // An error returned once the run's context is done is the call noticing the
-                // cancellation (a `#[stage]` checkpoint ends with `Canceled`), not an error of
-                // its own.
-                if ctx.is_done() {
-                    return Poll::Ready(Outcome::Failed(err, None));
-                }
-                tally.timed_out += u64::from(timed_out);
-                let index = *first + (*this.inputs - items.len() - 1) as u64;
-                let since = match attempt.started {
-                    Some(retried) if number > 1 => retried,
-                    // A first attempt started at most when its batch did; batches are sized
-                    // to about 50 µs of work, so this overestimates a quick one by no more.
-                    _ => *started,
+                let failed = Failed {
+                    index: *first + (*this.inputs - items.len() - 1) as u64,
+                    number,
+                    kept: kept.take(),
+                    since: match attempt.started {
+                        Some(retried) if number > 1 => retried,
+                        // A first attempt started at most when its batch did; batches are
+                        // sized to about 50 µs of work, so this overestimates by no more.
+                        _ => *started,
+                    },
+                    err,
+                    timed_out,
                 };
-                let wait = match kept {
-                    Some(_) if P::RETRIES => {
-                        retry_wait(policy, ctx, index, number, &err, timed_out, since)
+                match after_failure(policy, ctx, stage, failed, tally, dead) {
+                    AfterFailure::Next => {}
+                    AfterFailure::Retry(wait, item) => {
+                        kept = Some(item);
+                        number += 1;
+                        attempt.backing_off = true;
+                        timer.set(Some(tokio::time::sleep(wait)));
+                        continue 'attempts;
                     }
-                    _ => None,
-                };
-                if let Some(wait) = wait {
-                    tally.retried += 1;
-                    number += 1;
-                    attempt.backing_off = true;
-                    timer.set(Some(tokio::time::sleep(wait)));
-                    continue 'attempts;
-                }
-                tally.errors += 1;
-                if D::SINKS {
-                    if let Some(item) = kept.take() {
-                        let at = Location::new(stage.clone(), index, number, policy.attempts);
-                        dead.push((item, ItemError::new(at, err)));
-                        continue;
-                    }
-                }
-                kept = None;
-                match policy.on_error {
-                    OnError::Fail => {
-                        return Poll::Ready(Outcome::Failed(err, Some((index, number))));
-                    }
-                    OnError::Skip => tally.skipped += 1,
+                    AfterFailure::Stop(outcome) => return Poll::Ready(outcome),
                 }
             }
+        }
+    }
+}
+
+/// An attempt that failed.
+struct Failed<T, E> {
+    /// The item's number among the stage's inputs.
+    index: u64,
+    /// The attempt's number, from 1.
+    number: u32,
+    /// The copy of the item kept for another attempt or the dead-letter sink, if any.
+    kept: Option<T>,
+    /// When the attempt started, or about.
+    since: Instant,
+    err: E,
+    /// It ran out of the stage's timeout.
+    timed_out: bool,
+}
+
+/// What follows a failed attempt.
+enum AfterFailure<T, E> {
+    /// The next item: this one was skipped or handed to the dead-letter sink.
+    Next,
+    /// Another attempt on the item, after the wait.
+    Retry(Duration, T),
+    /// The batch ends.
+    Stop(Outcome<E>),
+}
+
+/// Applies the stage's policy to a failed attempt. Out of line: the loop of calls that go
+/// through stays small, and a stage that never fails never runs it.
+#[cold]
+#[inline(never)]
+#[allow(clippy::ptr_arg)] // `&Cow`: cloned, a borrowed name stays borrowed
+fn after_failure<T, E, P, D>(
+    policy: &Policy<P, D>,
+    ctx: &Context,
+    stage: &Cow<'static, str>,
+    failed: Failed<T, E>,
+    tally: &mut Tally,
+    dead: &mut Vec<Letter<T, E>>,
+) -> AfterFailure<T, E>
+where
+    P: RetryPolicy<T, E>,
+    D: DeadLetterSink<T, E>,
+{
+    let Failed {
+        index,
+        number,
+        kept,
+        since,
+        err,
+        timed_out,
+    } = failed;
+    // An error returned once the run's context is done is the call noticing the cancellation
+    // (a `#[stage]` checkpoint ends with `Canceled`), not an error of its own.
+    if ctx.is_done() {
+        return AfterFailure::Stop(Outcome::Failed(err, None));
+    }
+    tally.timed_out += u64::from(timed_out);
+    if let Some(item) = kept {
+        if let Some(wait) = retry_wait(policy, ctx, index, number, &err, timed_out, since) {
+            tally.retried += 1;
+            return AfterFailure::Retry(wait, item);
+        }
+        tally.errors += 1;
+        if D::SINKS {
+            let at = Location::new(stage.clone(), index, number, policy.attempts);
+            dead.push((item, ItemError::new(at, err)));
+            return AfterFailure::Next;
+        }
+    } else {
+        tally.errors += 1;
+    }
+    match policy.on_error {
+        OnError::Fail => AfterFailure::Stop(Outcome::Failed(err, Some((index, number)))),
+        OnError::Skip => {
+            tally.skipped += 1;
+            AfterFailure::Next
         }
     }
 }
