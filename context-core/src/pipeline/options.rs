@@ -131,6 +131,12 @@ impl<R, D, Tm> StageOptions<R, D, Tm> {
     /// `2 × workers × min(batch, ⌈buffer / workers⌉)` items (see
     /// [`reorder_window`](StageOptions::reorder_window)); a worker that would go past it waits.
     /// With one worker, order is kept anyway and this costs nothing.
+    ///
+    /// It keeps the order in which the stage's *input* arrives: after an earlier stage with
+    /// several workers that is not ordered, that order is already not the source's, and this
+    /// cannot restore it. To keep source order end to end, make every stage with more than one
+    /// worker ordered (`pipeline!`'s `ordered;` header does so, and rejects a stage-level
+    /// `ordered` after an unordered multi-worker stage).
     pub fn ordered(mut self) -> Self {
         if self.order == Order::Unordered {
             self.order = Order::Ordered;

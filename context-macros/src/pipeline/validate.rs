@@ -235,6 +235,19 @@ impl Stage {
                 }
             },
             Expr::Closure(closure) => {
+                if closure.inputs.len() != 2 {
+                    let params = closure.inputs.len();
+                    let (or1, or2) = (closure.or1_token, closure.or2_token);
+                    errors.error(
+                        quote::quote!(#or1 #or2),
+                        format_args!(
+                            "a stage closure takes two parameters, `|ctx, item|` (the call's \
+                             context and the item), not {params}: write \
+                             `|ctx, item| async move {{ .. }}` (`_ctx` if it is unused)"
+                        ),
+                    );
+                    return None;
+                }
                 let span = first_span(&closure);
                 (
                     Call::Closure(Expr::Closure(closure)),
