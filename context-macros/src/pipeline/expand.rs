@@ -170,18 +170,25 @@ impl StageOptions {
         let options = rt.at(span);
         let name = &self.name;
         let mut out = quote_spanned!(at=> #options::StageOptions::new(#name));
-        let setters = [
-            ("workers", &self.workers),
-            ("buffer", &self.buffer),
-            ("batch", &self.batch),
-            ("reorder_window", &self.reorder_window),
-        ];
-        for (setter, value) in setters {
-            if let Some(value) = value {
-                let setter = Ident::new(setter, Span::call_site().located_at(first_span(value)));
-                out.extend(quote!(.#setter(#value)));
+        // `.setter(value)` for each value given, located at the value.
+        let set = |out: &mut TokenStream, setters: &[(&str, &Option<Expr>)]| {
+            for (setter, value) in setters {
+                if let Some(value) = value {
+                    let at = Span::call_site().located_at(first_span(value));
+                    let setter = Ident::new(setter, at);
+                    out.extend(quote!(.#setter(#value)));
+                }
             }
-        }
+        };
+        set(
+            &mut out,
+            &[
+                ("workers", &self.workers),
+                ("buffer", &self.buffer),
+                ("batch", &self.batch),
+                ("reorder_window", &self.reorder_window),
+            ],
+        );
         if self.ordered {
             out.extend(quote_spanned!(at=> .ordered()));
         }
@@ -200,18 +207,15 @@ impl StageOptions {
             None => {}
         }
         // `retry_if` after `retry`, as the builder's documentation writes them.
-        let setters = [
-            ("retry", &self.retry),
-            ("retry_if", &self.retry_if),
-            ("backoff", &self.backoff),
-            ("timeout", &self.timeout),
-        ];
-        for (setter, value) in setters {
-            if let Some(value) = value {
-                let setter = Ident::new(setter, Span::call_site().located_at(first_span(value)));
-                out.extend(quote!(.#setter(#value)));
-            }
-        }
+        set(
+            &mut out,
+            &[
+                ("retry", &self.retry),
+                ("retry_if", &self.retry_if),
+                ("backoff", &self.backoff),
+                ("timeout", &self.timeout),
+            ],
+        );
         out
     }
 }
