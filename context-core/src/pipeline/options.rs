@@ -153,7 +153,8 @@ impl<R, D, Tm> StageOptions<R, D, Tm> {
     }
 
     /// What the stage does with an item whose call failed: fail the run (the default) or skip
-    /// the item. See [`OnError`].
+    /// the item. See [`OnError`]; to hand failed items to a sink instead, see
+    /// [`dead_letter`](StageOptions::dead_letter).
     pub fn on_error(mut self, policy: OnError) -> Self {
         self.on_error = policy;
         self
