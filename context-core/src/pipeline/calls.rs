@@ -92,12 +92,13 @@ pub(crate) struct Batch<'w, T, U, E, F, P, D> {
     pub(crate) tally: &'w mut Tally,
 }
 
-/// The item in hand between its attempts. Only a stage with retries or a timeout uses more
-/// than `number`.
+/// The item in hand between its attempts. Only a stage with retries, a dead-letter sink or a
+/// timeout uses it. `number` and `kept` live in locals of a poll, and are stored here only
+/// while a call or a wait is pending.
 struct Attempt<T> {
     /// The attempt in progress or next, from 1.
     number: u32,
-    /// A copy of the item for the next attempt, if one may follow.
+    /// A copy of the item for the next attempt or the dead-letter sink, if the stage has one.
     kept: Option<T>,
     /// When the attempt in progress started, if it is not the item's first (set under a
     /// deadline only: nothing else reads it).
