@@ -417,6 +417,7 @@ pub use context_macros::ctx_value;
 ///     ordered;
 ///     report;
 ///     progress = CLOSURE;
+///     drained_by = DRAIN;
 ///     crate = PATH;
 ///     from SOURCE                  // or: from stream STREAM
 ///     => STAGE [OPTION, ..]        // any number of stages; `[..]` is optional
@@ -447,6 +448,7 @@ pub use context_macros::ctx_value;
 /// | `ordered;` | every stage keeps input order, so the sink gets the items in source order | each stage as its options say |
 /// | `report;` | the future's output is `(result, report)`: the run's result and its [`Report`] (as [`Pipeline::with_report`]) | the result alone |
 /// | `progress = CLOSURE;` | called once, before anything runs, with the pipeline's [`Progress`]: a live view of its counters and, after the run, its [`Report`] | no progress handle |
+/// | `drained_by = DRAIN;` | a [`Drain`] handle (borrowed) whose [`drain`](Drain::drain) stops the source and lets what is in flight finish within a budget (as [`Pipeline::drained_by`]) | only cancellation stops the run early |
 /// | `crate = PATH;` | where ctxpipe is, for a dependency renamed in `Cargo.toml` | `::ctxpipe` |
 ///
 /// # Source

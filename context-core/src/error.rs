@@ -1,13 +1,15 @@
-//! [`Error`]: why a context ended, or why a stage could not start.
+//! [`Error`]: why a context ended, why a stage could not start, or why a drained pipeline
+//! stopped.
 
 use std::fmt;
 use std::io;
 
-/// Why a context is done, or why a stage could not start.
+/// Why a context is done, why a stage could not start, or why a drained pipeline stopped.
 ///
 /// This is the error every stage converts from: `Canceled` and `DeadlineExceeded` mirror Go's
-/// `context.Canceled` and `context.DeadlineExceeded`, and `MissingValue` reports a required
-/// context value that was not there.
+/// `context.Canceled` and `context.DeadlineExceeded`, `MissingValue` reports a required
+/// context value that was not there, and `DrainTimeout` is what a pipeline returns when a
+/// [`Drain`](crate::Drain)'s budget ran out.
 ///
 /// # Examples
 ///
@@ -43,6 +45,10 @@ pub enum Error {
         /// The type name of the missing value, as [`std::any::type_name`] gives it.
         type_name: &'static str,
     },
+    /// A pipeline was drained and its budget ran out before it finished what it had taken:
+    /// what the run returns (the stages' context was cancelled with a
+    /// [`DrainTimeout`](crate::DrainTimeout) cause). See [`Drain`](crate::Drain).
+    DrainTimeout,
 }
 
 impl Error {
@@ -76,19 +82,20 @@ impl fmt::Display for Error {
             Error::MissingValue { type_name } => {
                 write!(f, "context value `{type_name}` is missing")
             }
+            Error::DrainTimeout => f.write_str("pipeline drain ran out of its budget"),
         }
     }
 }
 
 impl std::error::Error for Error {}
 
-/// Maps `DeadlineExceeded` to [`io::ErrorKind::TimedOut`], `Canceled` to
+/// Maps `DeadlineExceeded` and `DrainTimeout` to [`io::ErrorKind::TimedOut`], `Canceled` to
 /// [`io::ErrorKind::Interrupted`] and `MissingValue` to [`io::ErrorKind::NotFound`]; the
 /// `Error` stays reachable through [`io::Error::get_ref`].
 impl From<Error> for io::Error {
     fn from(err: Error) -> io::Error {
         let kind = match err {
-            Error::DeadlineExceeded => io::ErrorKind::TimedOut,
+            Error::DeadlineExceeded | Error::DrainTimeout => io::ErrorKind::TimedOut,
             Error::Canceled => io::ErrorKind::Interrupted,
             Error::MissingValue { .. } => io::ErrorKind::NotFound,
         };

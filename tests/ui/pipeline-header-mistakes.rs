@@ -11,6 +11,7 @@ async fn unknown_and_duplicate(ctx: &Context) -> Result<usize, Error> {
         deadline = Error;
         in ctx;
         error Error;
+        drained_by;
         from ["a", "bb"]
         => parse
         => count

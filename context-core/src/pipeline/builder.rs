@@ -7,6 +7,7 @@ use std::sync::Arc;
 use futures_core::Stream;
 
 use super::channel::{channel, QueueStats, Receiver};
+use super::drain::Drain;
 use super::options::{StageOptions, DEFAULT_BUFFER};
 use super::policy::{DeadLetterSink, RetryPolicy, Timing};
 use super::report::{Progress, StageStats};
@@ -26,6 +27,16 @@ pub(crate) struct Inlet {
 
 /// Spawns the steps built so far, writing into the given queue, and returns its reading end.
 type Build<T, E> = Box<dyn FnOnce(&mut Scope<E>, Inlet) -> Receiver<T> + Send>;
+
+/// What a sink needs of a [`Pipeline`] to run it.
+pub(crate) struct Parts<T, E> {
+    pub(crate) parent: Context,
+    pub(crate) build: Build<T, E>,
+    pub(crate) progress: Progress,
+    /// The capacity of the sink's queue.
+    pub(crate) last_buffer: usize,
+    pub(crate) drain: Option<Drain>,
+}
 
 /// A concurrent pipeline — source → stages → sink — that runs under one context: bounded
 /// queues between steps, several workers per stage, first error cancels everything, nothing
@@ -117,6 +128,9 @@ type Build<T, E> = Box<dyn FnOnce(&mut Scope<E>, Inlet) -> Receiver<T> + Send>;
 ///   synchronous sinks ([`fold`](Self::fold), [`for_each`](Self::for_each)) notice it between
 ///   batches, after the batch in hand (the *sink batch* below);
 ///   [`try_for_each`](Self::try_for_each) before each item.
+/// - **Drain.** A [`Drain`] attached with [`drained_by`](Self::drained_by) stops the source
+///   gracefully: what it took finishes within a budget, and the run returns `Ok`, or
+///   [`Error::DrainTimeout`] converted into `E` when the budget ran out.
 /// - **Panics.** A panic in a stage, the source or the sink cancels everything else and is
 ///   resumed in the caller (with [`std::panic::resume_unwind`]) once every task has stopped,
 ///   as [`std::thread::scope`] does. A panic is never lost: it is resumed even when an error
@@ -174,6 +188,7 @@ pub struct Pipeline<T, E> {
     progress: Progress,
     /// The input queue's size of the last stage: the sink's queue is as large.
     last_buffer: usize,
+    drain: Option<Drain>,
 }
 
 impl<T, E> Pipeline<T, E>
@@ -262,7 +277,7 @@ where
             build: Box::new(move |scope, inlet| {
                 let (output, input) = channel(inlet.capacity, inlet.queue);
                 let feed = Feed {
-                    ctx: scope.step_context(),
+                    ctx: scope.source_context(),
                     output,
                     counters,
                     shared: scope.shared.clone(),
@@ -272,6 +287,7 @@ where
             }),
             progress,
             last_buffer: DEFAULT_BUFFER,
+            drain: None,
         }
     }
 
@@ -417,7 +433,16 @@ where
             }),
             progress: self.progress,
             last_buffer,
+            drain: self.drain,
         }
+    }
+
+    /// Attaches `drain`: [`Drain::drain`] then stops this pipeline's source and lets what it
+    /// took finish within the budget (see [`Drain`]). A pipeline has at most one drain
+    /// handle; a later call replaces an earlier one.
+    pub fn drained_by(mut self, drain: &Drain) -> Pipeline<T, E> {
+        self.drain = Some(drain.clone());
+        self
     }
 
     /// Makes the sinks return the run's [`Report`](crate::Report) beside its result: see
@@ -552,8 +577,14 @@ where
         drive(self, TryForEach(f))
     }
 
-    pub(crate) fn into_parts(self) -> (Context, Build<T, E>, Progress, usize) {
-        (self.parent, self.build, self.progress, self.last_buffer)
+    pub(crate) fn into_parts(self) -> Parts<T, E> {
+        Parts {
+            parent: self.parent,
+            build: self.build,
+            progress: self.progress,
+            last_buffer: self.last_buffer,
+            drain: self.drain,
+        }
     }
 }
 

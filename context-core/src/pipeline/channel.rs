@@ -23,7 +23,7 @@
 use std::collections::VecDeque;
 use std::mem;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
@@ -33,6 +33,8 @@ use tokio::sync::Notify;
 pub(crate) struct QueueStats {
     pub(crate) queued: AtomicUsize,
     pub(crate) peak: AtomicUsize,
+    /// Items still queued when the channel went away: the run stopped before they were read.
+    pub(crate) unfinished: AtomicU64,
 }
 
 /// The receiving side is gone: nothing sent will ever be read.
@@ -113,6 +115,18 @@ impl<T> Channel<T> {
         if len > state.peak {
             state.peak = len;
             self.stats.peak.store(len, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<T> Drop for Channel<T> {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if state.len > 0 {
+            // Relaxed: a statistic, read after the run's tasks have been joined.
+            self.stats
+                .unfinished
+                .fetch_add(state.len as u64, Ordering::Relaxed);
         }
     }
 }

@@ -7,6 +7,7 @@
 //! - `source.rs`: the task that feeds the first queue from an iterator or a stream;
 //! - `stage.rs`: a stage's workers;
 //! - `calls.rs`: one batch of a stage's calls, polled as one future;
+//! - `drain.rs`: [`Drain`], the graceful stop, and what it does to each run;
 //! - `dead_letter.rs`: the task that hands failed items to a stage's dead-letter sink;
 //! - `order.rs`: the reorder window of ordered stages;
 //! - `policy.rs`: what a stage does about failed calls: [`OnError`], retries, [`Backoff`];
@@ -19,6 +20,7 @@ mod builder;
 mod calls;
 mod channel;
 mod dead_letter;
+mod drain;
 mod options;
 mod order;
 mod policy;
@@ -30,10 +32,11 @@ mod stage;
 mod with_report;
 
 pub use builder::Pipeline;
+pub use drain::{Drain, DrainTimeout};
 pub use options::{StageOptions, DEFAULT_BATCH, DEFAULT_BUFFER};
 pub use policy::{
     Backoff, BoxedSink, DeadLetter, DeadLetterSink, ItemError, Location, NoDeadLetter, NoRetry,
     OnError, RetryAll, RetryIf, RetryPolicy, Retrying, Timed, Timing, Untimed,
 };
-pub use report::{Progress, Report, StageReport};
+pub use report::{Drained, Progress, Report, StageReport};
 pub use with_report::WithReport;

@@ -17,17 +17,21 @@
 //!    (its permits were taken with it), so the window never deadlocks.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Semaphore;
 
 use super::channel::{Closed, Sender};
+use super::report::StageStats;
 use crate::context::Context;
 
 pub(crate) struct Reorder<U> {
     window: Semaphore,
     state: Mutex<State<U>>,
     output: Sender<U>,
+    /// Counts the items of the batches dropped unsent when the run stops early.
+    stats: Arc<StageStats>,
 }
 
 struct State<U> {
@@ -39,7 +43,7 @@ struct State<U> {
 }
 
 impl<U> Reorder<U> {
-    pub(crate) fn new(window: usize, output: Sender<U>) -> Reorder<U> {
+    pub(crate) fn new(window: usize, output: Sender<U>, stats: Arc<StageStats>) -> Reorder<U> {
         Reorder {
             window: Semaphore::new(window.clamp(1, Semaphore::MAX_PERMITS)),
             state: Mutex::new(State {
@@ -48,6 +52,7 @@ impl<U> Reorder<U> {
                 emitting: false,
             }),
             output,
+            stats,
         }
     }
 
@@ -106,7 +111,10 @@ impl<U> Reorder<U> {
             match ctx.run(self.output.send(&mut outputs)).await {
                 Ok(Ok(())) => {}
                 // The pipeline is ending: the emitter stays taken, nothing more is sent.
-                Ok(Err(Closed)) | Err(_) => return Err(Closed),
+                Ok(Err(Closed)) | Err(_) => {
+                    self.dropped(inputs);
+                    return Err(Closed);
+                }
             }
             self.release(inputs);
             let mut state = self.lock();
@@ -119,6 +127,26 @@ impl<U> Reorder<U> {
                     return Ok(());
                 }
             }
+        }
+    }
+}
+
+impl<U> Reorder<U> {
+    /// Counts `inputs` items dropped unsent.
+    fn dropped(&self, inputs: usize) {
+        // Relaxed: a statistic (see `StageStats`).
+        self.stats
+            .unfinished
+            .fetch_add(inputs as u64, Ordering::Relaxed);
+    }
+}
+
+impl<U> Drop for Reorder<U> {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let waiting: usize = state.waiting.values().map(|(inputs, _)| inputs).sum();
+        if waiting > 0 {
+            self.dropped(waiting);
         }
     }
 }

@@ -29,6 +29,8 @@ pub(crate) struct StageStats {
     pub(crate) timed_out: AtomicU64,
     pub(crate) skipped: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
+    /// Items its workers held when they stopped early, dropped with their batch.
+    pub(crate) unfinished: AtomicU64,
     pub(crate) busy_nanos: AtomicU64,
     pub(crate) queue: Arc<QueueStats>,
     /// Where the item error that failed the run was, if it was this stage's.
@@ -45,6 +47,7 @@ pub(crate) struct Tally {
     pub(crate) retried: u64,
     pub(crate) timed_out: u64,
     pub(crate) skipped: u64,
+    pub(crate) unfinished: u64,
     pub(crate) busy: Duration,
 }
 
@@ -61,6 +64,7 @@ impl StageStats {
             timed_out: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
+            unfinished: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),
             queue: Arc::default(),
             failure: OnceLock::new(),
@@ -88,6 +92,7 @@ impl StageStats {
         add(&self.retried, tally.retried);
         add(&self.timed_out, tally.timed_out);
         add(&self.skipped, tally.skipped);
+        add(&self.unfinished, tally.unfinished);
         add(
             &self.busy_nanos,
             u64::try_from(tally.busy.as_nanos()).unwrap_or(u64::MAX),
@@ -108,6 +113,8 @@ impl StageStats {
             timed_out: self.timed_out.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            unfinished: self.unfinished.load(Ordering::Relaxed)
+                + self.queue.unfinished.load(Ordering::Relaxed),
             busy: Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed)),
             queued: self.queue.queued.load(Ordering::Relaxed),
             peak_queue: self.queue.peak.load(Ordering::Relaxed),
@@ -123,6 +130,30 @@ pub(crate) struct Counters {
     pub(crate) consumed: AtomicU64,
     pub(crate) sink_errors: AtomicU64,
     pub(crate) sink_queue: Arc<QueueStats>,
+    /// Items the sink had taken but not consumed when it stopped early.
+    pub(crate) sink_unfinished: AtomicU64,
+    /// Set when a [`Drain`](crate::Drain) reached the run.
+    pub(crate) drained: Mutex<Option<Drained>>,
+}
+
+impl Counters {
+    /// Records a drain of the run with `budget`; `timed_out` once set stays set.
+    pub(crate) fn drained(&self, budget: Duration, timed_out: bool) {
+        let mut drained = self.drained.lock().unwrap_or_else(PoisonError::into_inner);
+        let timed_out = timed_out || drained.is_some_and(|drained| drained.timed_out);
+        *drained = Some(Drained { budget, timed_out });
+    }
+}
+
+/// How a [`Drain`](crate::Drain) went, in a [`Report`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Drained {
+    /// The budget the drain was given (the shortest, if it was asked more than once).
+    pub budget: Duration,
+    /// The budget ran out before the pipeline finished what it had taken: the rest was
+    /// cancelled with [`DrainTimeout`](crate::DrainTimeout).
+    pub timed_out: bool,
 }
 
 /// A live view of a running pipeline's counters: cheap to clone, `Send + Sync`, readable from
@@ -171,11 +202,19 @@ impl Progress {
             .stages
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let stages = stats.iter().map(|stage| stage.report()).collect();
+        let stages: Vec<StageReport> = stats.iter().map(|stage| stage.report()).collect();
         let failure = stats.iter().find_map(|stage| stage.failure.get().cloned());
         drop(stats);
+        let drained = *counters
+            .drained
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         // Relaxed: statistics, as in `StageStats::report`.
+        let sink_unfinished = counters.sink_unfinished.load(Ordering::Relaxed)
+            + counters.sink_queue.unfinished.load(Ordering::Relaxed);
         Report {
+            unfinished: sink_unfinished + stages.iter().map(|stage| stage.unfinished).sum::<u64>(),
+            drained,
             produced: counters.produced.load(Ordering::Relaxed),
             consumed: counters.consumed.load(Ordering::Relaxed),
             sink_errors: counters.sink_errors.load(Ordering::Relaxed),
@@ -255,6 +294,13 @@ pub struct Report {
     /// attempt. `None` when the run did not fail on an item (it succeeded, was cancelled, or
     /// the sink failed).
     pub failure: Option<Location>,
+    /// Items dropped unfinished because the run stopped early (a cancel, an error, a drain
+    /// whose budget ran out): left in a queue, or held by a stage or the sink. Each counts
+    /// where it was dropped, so behind a `flat_map` stage an item counts as what it expanded
+    /// to. `0` after a run that finished its input.
+    pub unfinished: u64,
+    /// Set when a [`Drain`](crate::Drain) reached the run: its budget and whether it held.
+    pub drained: Option<Drained>,
 }
 
 impl Report {
@@ -338,6 +384,20 @@ impl fmt::Display for Report {
         if let Some(failure) = &self.failure {
             write!(f, "\nfailed at {failure}")?;
         }
+        match self.drained {
+            Some(Drained {
+                budget,
+                timed_out: false,
+            }) => write!(f, "\ndrained within its budget of {budget:?}")?,
+            Some(Drained {
+                budget,
+                timed_out: true,
+            }) => write!(f, "\ndrain ran out of its budget of {budget:?}")?,
+            None => {}
+        }
+        if self.unfinished > 0 {
+            write!(f, "\n{} items dropped unfinished", self.unfinished)?;
+        }
         Ok(())
     }
 }
@@ -397,6 +457,9 @@ pub struct StageReport {
     /// wall time with several workers); waiting for input or for room downstream is not
     /// included. Measured on tokio's clock, so paused time in tests advances it too.
     pub busy: Duration,
+    /// Items dropped unfinished in this stage when the run stopped early: left in its input
+    /// queue or held by its workers (see [`Report::unfinished`]).
+    pub unfinished: u64,
     /// Items waiting in the stage's input queue when the snapshot was taken.
     pub queued: usize,
     /// The most items that ever waited in the stage's input queue.

@@ -19,6 +19,7 @@ use std::task::{Context as TaskContext, Poll};
 use pin_project_lite::pin_project;
 use tokio::task::JoinSet;
 
+use super::drain::{DrainTimeout, RunDrain};
 use crate::context::{CancelHandle, Context, DropGuard};
 use crate::error::Error;
 
@@ -68,6 +69,8 @@ impl<E> Shared<E> {
 /// The tasks of one run.
 pub(crate) struct Scope<E> {
     pub(crate) shared: Arc<Shared<E>>,
+    /// The run's drain state, when a [`Drain`](super::Drain) is attached.
+    pub(crate) drain: Option<Arc<RunDrain>>,
     tasks: JoinSet<Result<(), Payload>>,
     /// Cancels the pipeline's context when the scope ends, finished or dropped.
     _end: DropGuard,
@@ -75,9 +78,10 @@ pub(crate) struct Scope<E> {
 
 impl<E: From<Error> + Send + 'static> Scope<E> {
     /// A scope whose context is a new child of `parent`.
-    pub(crate) fn new(parent: &Context) -> Scope<E> {
+    pub(crate) fn new(parent: &Context, drain: Option<Arc<RunDrain>>) -> Scope<E> {
         let (ctx, cancel) = parent.with_cancel();
         Scope {
+            drain,
             _end: cancel.clone().drop_guard(),
             shared: Arc::new(Shared {
                 ctx,
@@ -93,6 +97,15 @@ impl<E: From<Error> + Send + 'static> Scope<E> {
     /// wakers are its own while cancellation still reaches it at once.
     pub(crate) fn step_context(&self) -> Context {
         self.shared.ctx.with_cancel().0
+    }
+
+    /// A context for a source: a step context that a drain cancels to stop the source.
+    pub(crate) fn source_context(&self) -> Context {
+        let (ctx, cancel) = self.shared.ctx.with_cancel();
+        if let Some(drain) = &self.drain {
+            drain.add_source(cancel);
+        }
+        ctx
     }
 
     /// Spawns `task` on the current runtime; a panic in it cancels the pipeline.
@@ -139,7 +152,16 @@ impl<E: From<Error> + Send + 'static> Scope<E> {
             return Err(err);
         }
         if !completed || shared.stopped_early.load(Ordering::Relaxed) {
-            return Err(shared.ctx.err().unwrap_or(Error::Canceled).into());
+            let drain_timeout = shared
+                .ctx
+                .cause()
+                .is_some_and(|cause| cause.is::<DrainTimeout>());
+            let err = match shared.ctx.err() {
+                _ if drain_timeout => Error::DrainTimeout,
+                Some(err) => err,
+                None => Error::Canceled,
+            };
+            return Err(err.into());
         }
         Ok(())
     }

@@ -3,8 +3,9 @@
 use std::future::{ready, Future};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::builder::{Inlet, Pipeline};
+use super::builder::{Inlet, Parts, Pipeline};
 use super::options::DEFAULT_BATCH;
+use super::report::Counters;
 use super::scope::{CatchUnwind, Scope};
 use crate::context::Context;
 use crate::error::Error;
@@ -21,12 +22,13 @@ pub(crate) enum Stop<E> {
 pub(crate) trait Sink<T, E> {
     type Output;
 
-    /// Consumes every item of `batch`, counting each one handed to user code in `consumed`.
+    /// Consumes every item of `batch`, counting each one handed to user code in
+    /// `counters.consumed`, and on `Err` those dropped without it in `counters.sink_unfinished`.
     fn consume(
         &mut self,
         ctx: &Context,
         batch: &mut Vec<T>,
-        consumed: &AtomicU64,
+        counters: &Counters,
     ) -> impl Future<Output = Result<(), Stop<E>>>;
 
     fn finish(self) -> Self::Output;
@@ -57,9 +59,9 @@ impl<T, E, S: Absorb<T>> Sink<T, E> for Absorbing<S> {
         &mut self,
         _: &Context,
         batch: &mut Vec<T>,
-        consumed: &AtomicU64,
+        counters: &Counters,
     ) -> impl Future<Output = Result<(), Stop<E>>> {
-        count(consumed, batch.len());
+        count(&counters.consumed, batch.len());
         self.0.absorb(batch);
         ready(Ok(()))
     }
@@ -146,20 +148,25 @@ where
         &mut self,
         ctx: &Context,
         batch: &mut Vec<T>,
-        consumed: &AtomicU64,
+        counters: &Counters,
     ) -> Result<(), Stop<E>> {
-        for item in batch.drain(..) {
+        let mut items = batch.drain(..);
+        let (stop, left) = loop {
+            let Some(item) = items.next() else {
+                return Ok(());
+            };
             if ctx.is_done() {
-                return Err(Stop::Canceled);
+                break (Stop::Canceled, 1 + items.len());
             }
-            count(consumed, 1);
+            count(&counters.consumed, 1);
             match ctx.run_checked((self.0)(item)).await {
                 Ok(Ok(())) => {}
-                Ok(Err(err)) => return Err(Stop::Failed(err)),
-                Err(_) => return Err(Stop::Canceled),
+                Ok(Err(err)) => break (Stop::Failed(err), items.len()),
+                Err(_) => break (Stop::Canceled, 1 + items.len()),
             }
-        }
-        Ok(())
+        };
+        count(&counters.sink_unfinished, left);
+        Err(stop)
     }
 
     fn finish(self) {}
@@ -173,45 +180,70 @@ where
     E: From<Error> + Send + 'static,
     S: Sink<T, E>,
 {
-    let (parent, build, progress, capacity) = pipeline.into_parts();
+    let Parts {
+        parent,
+        build,
+        progress,
+        last_buffer,
+        drain,
+    } = pipeline.into_parts();
     let counters = progress.counters;
-    let mut scope = Scope::<E>::new(&parent);
+    let drain = drain.map(|drain| drain.register(counters.clone()));
+    let mut scope = Scope::<E>::new(&parent, drain.clone());
     let input = build(
         &mut scope,
         Inlet {
-            capacity,
+            capacity: last_buffer,
             queue: counters.sink_queue.clone(),
         },
     );
     let ctx = scope.step_context();
     let shared = scope.shared.clone();
-    let drain = async {
-        let mut batch = Vec::new();
-        // Registers with the context once for every wait, not at each one.
-        let mut watch = ctx.watch();
-        loop {
-            match watch.run(input.recv(&mut batch, DEFAULT_BATCH, 1)).await {
-                Ok(Some(_)) => {}
-                Ok(None) => return true,
-                Err(_) => return false,
-            }
-            match sink.consume(&ctx, &mut batch, &counters.consumed).await {
-                Ok(()) => {}
-                Err(Stop::Failed(err)) => {
-                    count(&counters.sink_errors, 1);
-                    shared.fail(err);
-                    return false;
+    let run = async {
+        let consume = async {
+            let mut batch = Vec::new();
+            // Registers with the context once for every wait, not at each one.
+            let mut watch = ctx.watch();
+            loop {
+                match watch.run(input.recv(&mut batch, DEFAULT_BATCH, 1)).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return true,
+                    Err(_) => return false,
                 }
-                Err(Stop::Canceled) => return false,
+                match sink.consume(&ctx, &mut batch, &counters).await {
+                    Ok(()) => {}
+                    Err(Stop::Failed(err)) => {
+                        count(&counters.sink_errors, 1);
+                        shared.fail(err);
+                        return false;
+                    }
+                    Err(Stop::Canceled) => return false,
+                }
+                tokio::task::coop::consume_budget().await; // see `stage.rs`
             }
-            tokio::task::coop::consume_budget().await; // see `stage.rs`
+        };
+        let (completed, panic) = match CatchUnwind::new(consume, shared.cancel.clone()).await {
+            Ok(completed) => (completed, None),
+            Err(payload) => (false, Some(payload)),
+        };
+        drop(input);
+        scope.finish(completed, panic).await
+    };
+    let result = match &drain {
+        // The drain's timer runs beside the whole run, until every task has stopped.
+        Some(drain) => {
+            let timer = drain.time_out(&shared.cancel);
+            tokio::select! {
+                biased;
+                result = run => result,
+                never = timer => match never {},
+            }
         }
+        None => run.await,
     };
-    let (completed, panic) = match CatchUnwind::new(drain, shared.cancel.clone()).await {
-        Ok(completed) => (completed, None),
-        Err(payload) => (false, Some(payload)),
-    };
-    drop(input);
-    scope.finish(completed, panic).await?;
+    if let Some(drain) = &drain {
+        drain.settle(&shared.ctx);
+    }
+    result?;
     Ok(sink.finish())
 }

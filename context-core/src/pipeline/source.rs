@@ -25,15 +25,28 @@ pub(crate) struct Feed<T, E> {
 }
 
 impl<T, E> Feed<T, E> {
-    /// Waits for room in the queue: `Some(room)`, or `None` if the pipeline is ending. The
+    /// Waits for room in the queue: `Some(room)`, or `None` if the source is to stop. The
     /// wait is raced against the source's context through `watch`, which registers once.
     async fn room(&self, watch: &mut Watch) -> Option<usize> {
         match watch.run(self.output.room()).await {
             Ok(Ok(room)) => Some(room.min(DEFAULT_BATCH)),
             Ok(Err(_)) | Err(_) => {
-                self.shared.stopped_early();
+                self.halt();
                 None
             }
+        }
+    }
+
+    /// A [`Drain`](super::Drain) stopped the source: its own context is done while the
+    /// pipeline's is not. Its output then ends as if its input had.
+    fn drained(&self) -> bool {
+        self.ctx.is_done() && !self.shared.ctx.is_done()
+    }
+
+    /// The source stops before its input ended: an early stop, unless drained.
+    fn halt(&self) {
+        if !self.drained() {
+            self.shared.stopped_early();
         }
     }
 
@@ -64,8 +77,13 @@ where
         let mut ended = false;
         for _ in 0..room {
             if feed.ctx.is_done() {
-                feed.shared.stopped_early();
-                return;
+                if !feed.drained() {
+                    feed.shared.stopped_early();
+                    return;
+                }
+                // What was taken before the drain goes on.
+                ended = true;
+                break;
             }
             match iter.next() {
                 Some(item) => batch.push(item),
@@ -103,8 +121,12 @@ where
         let ended = match watch.run(more).await {
             Ok(ended) => ended,
             Err(_) => {
-                feed.shared.stopped_early();
-                return;
+                feed.halt();
+                // Only a drain lets what was taken go on; `push` sends nothing for none.
+                if !feed.drained() {
+                    return;
+                }
+                true
             }
         };
         if feed.push(&mut batch).await.is_none() || ended {

@@ -134,7 +134,7 @@ pub(crate) fn spawn<T, R: 'static, U, E, F, Fut, K, P, D, Tm>(
     Tm: Timing,
 {
     let outlet = match options.window() {
-        Some(window) => Outlet::Ordered(Reorder::new(window, output)),
+        Some(window) => Outlet::Ordered(Reorder::new(window, output, stats.clone())),
         None => Outlet::Direct(output),
     };
     let max_take = options.take();
@@ -263,7 +263,7 @@ impl<T, U, E, F, K, P, D> Worker<T, U, E, F, K, P, D> {
             });
             match calls.await {
                 Outcome::Completed => {}
-                Outcome::Stopped => return self.stop_busy(&mut tally, started),
+                Outcome::Stopped => return self.stop_busy(&mut tally, started, inputs, &dead),
                 Outcome::Failed(err, at) => {
                     if let (true, Some((item, attempt))) = (stage.shared.fail(err), at) {
                         let name = stage.stats.name.clone();
@@ -272,13 +272,13 @@ impl<T, U, E, F, K, P, D> Worker<T, U, E, F, K, P, D> {
                             .stats
                             .failed_at(Location::new(name, item, attempt, attempts));
                     }
-                    return self.stop_busy(&mut tally, started);
+                    return self.stop_busy(&mut tally, started, inputs, &dead);
                 }
             }
             if let (Some(letters), false) = (&stage.dead_letters, dead.is_empty()) {
                 // Waits while the sink is a whole queue behind.
                 if !matches!(watch.run(letters.send(&mut dead)).await, Ok(Ok(()))) {
-                    return self.stop_busy(&mut tally, started);
+                    return self.stop_busy(&mut tally, started, inputs, &dead);
                 }
             }
             let elapsed = started.elapsed();
@@ -287,16 +287,19 @@ impl<T, U, E, F, K, P, D> Worker<T, U, E, F, K, P, D> {
             take = next_take(take, inputs, elapsed, stage.max_take);
             let sent = match &stage.outlet {
                 Outlet::Direct(output) => match watch.run(output.send(&mut out)).await {
-                    Ok(sent) => sent,
-                    Err(_) => return self.stop(&mut tally),
+                    Ok(Ok(())) => true,
+                    // What was not sent stays in `out`.
+                    Ok(Err(_)) | Err(_) => {
+                        tally.unfinished += out.len() as u64;
+                        false
+                    }
                 },
-                Outlet::Ordered(reorder) => {
-                    reorder
-                        .deliver(ctx, first, inputs, std::mem::take(&mut out))
-                        .await
-                }
+                Outlet::Ordered(reorder) => reorder
+                    .deliver(ctx, first, inputs, std::mem::take(&mut out))
+                    .await
+                    .is_ok(),
             };
-            if sent.is_err() {
+            if !sent {
                 return self.stop(&mut tally);
             }
             // Queues that never run dry would never make this task yield: take part in
@@ -311,10 +314,14 @@ impl<T, U, E, F, K, P, D> Worker<T, U, E, F, K, P, D> {
         self.stage.shared.stopped_early();
     }
 
-    /// [`stop`](Self::stop) in the middle of a batch that began at `started`, counting the
-    /// time spent on it.
-    fn stop_busy(&self, tally: &mut Tally, started: Instant) {
+    /// [`stop`](Self::stop) in the middle of a batch of `inputs` items that began at
+    /// `started`, counting the time spent on it and the items dropped with it: all but those
+    /// that were filtered out, skipped, or failed (other than `dead`, the failed items whose
+    /// letters go unsent).
+    fn stop_busy<L>(&self, tally: &mut Tally, started: Instant, inputs: usize, dead: &[L]) {
         tally.busy += started.elapsed();
+        let ended = tally.filtered + tally.skipped + tally.errors - dead.len() as u64;
+        tally.unfinished += (inputs as u64).saturating_sub(ended);
         self.stop(tally);
     }
 }

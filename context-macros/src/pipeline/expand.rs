@@ -87,6 +87,10 @@ impl Pipeline {
         for (stage, locals) in self.stages.iter().zip(&args) {
             build.extend(stage.expand(rt, locals));
         }
+        if let Some(drain) = &self.drained_by {
+            let at = Span::call_site().located_at(first_span(drain));
+            build.extend(quote_spanned!(at=> .drained_by(&#drain)));
+        }
 
         let progress = self.progress.as_ref().map(|expr| {
             let at = first_span(expr);

@@ -23,7 +23,7 @@ pub(crate) struct Input {
 }
 
 /// One header line: `in <context>;`, `error = <type>;`, `on_error = <policy>;`, `ordered;`,
-/// `report;`, `progress = <fn>;`, `crate = <path>;`.
+/// `report;`, `progress = <fn>;`, `drained_by = <handle>;`, `crate = <path>;`.
 pub(crate) struct Header {
     /// The keyword, for the errors about this line.
     pub(crate) key: Ident,
@@ -40,13 +40,15 @@ pub(crate) enum HeaderValue {
     /// The sink returns the report beside the result.
     Report,
     Progress(Expr),
+    /// The `Drain` handle that can drain the run.
+    DrainedBy(Expr),
     Crate(Path),
 }
 
 /// The header keywords, as the messages list them.
 pub(crate) const HEADERS: &str = "`in <context>;`, `error = <type>;`, `on_error = <policy>;`, \
                                   `ordered;`, `report;`, `progress = <closure>;`, \
-                                  `crate = <path>;`";
+                                  `drained_by = <drain handle>;`, `crate = <path>;`";
 
 /// `from <source> => <step> => ...`.
 pub(crate) struct Body {
@@ -185,6 +187,9 @@ impl Header {
             },
             "progress" => after_eq(&key, rest, "progress = <closure>", |input| {
                 input.parse().map(HeaderValue::Progress)
+            }),
+            "drained_by" => after_eq(&key, rest, "drained_by = <drain handle>", |input| {
+                input.parse().map(HeaderValue::DrainedBy)
             }),
             "crate" => after_eq(&key, rest, "crate = <path>", |input| {
                 input.call(Path::parse_mod_style).map(HeaderValue::Crate)

@@ -36,6 +36,8 @@ pub(crate) struct Pipeline {
     pub(crate) error: Option<Type>,
     /// `progress = <closure>`.
     pub(crate) progress: Option<Expr>,
+    /// `drained_by = <handle>`.
+    pub(crate) drained_by: Option<Expr>,
     /// `report;`: the sink returns `(result, report)`.
     pub(crate) report: bool,
     pub(crate) source: Source,
@@ -117,6 +119,7 @@ impl Pipeline {
         let mut on_error = None;
         let mut ordered = None;
         let mut report = None;
+        let mut drained_by = None;
         for Header { key, value } in input.headers {
             let what = format!("header `{key}`");
             match value {
@@ -134,6 +137,7 @@ impl Pipeline {
                 HeaderValue::Ordered => set(&mut ordered, &key, &what, (), errors),
                 HeaderValue::Report => set(&mut report, &key, &what, (), errors),
                 HeaderValue::Progress(expr) => set(&mut progress, &key, &what, expr, errors),
+                HeaderValue::DrainedBy(expr) => set(&mut drained_by, &key, &what, expr, errors),
                 HeaderValue::Crate(path) => set(&mut krate, &key, &what, path, errors),
             }
         }
@@ -201,6 +205,7 @@ impl Pipeline {
             parent,
             error,
             progress,
+            drained_by,
             report: report.is_some(),
             source: source?,
             stages,
