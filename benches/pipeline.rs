@@ -834,6 +834,83 @@ fn policy(c: &mut Criterion) {
     );
 }
 
+/// The items of `chunk_1m`, the size of its chunks and their time bound (never reached: the
+/// source is always ready).
+const CHUNK_SIZE: usize = 100;
+const CHUNK_WITHIN: Duration = Duration::from_millis(10);
+
+/// The sum of the chunk sizes times their first item: checks every chunk's size and order.
+fn chunk_checksum(sum: u64, chunk: Vec<u64>) -> u64 {
+    sum + chunk.len() as u64 * chunk.first().copied().unwrap_or(0)
+}
+
+async fn chunk_ctxpipe(items: u64) -> u64 {
+    let run = Pipeline::<_, Error>::new(&Context::background(), 0..items)
+        .chunk(CHUNK_SIZE, CHUNK_WITHIN)
+        .fold(0, chunk_checksum);
+    tokio::spawn(run)
+        .await
+        .expect("the pipeline task")
+        .expect("nothing fails")
+}
+
+async fn chunk_tokio_stream(items: u64) -> u64 {
+    let run = async move {
+        let chunks = tokio_stream::StreamExt::chunks_timeout(
+            tokio_stream::iter(0..items),
+            CHUNK_SIZE,
+            CHUNK_WITHIN,
+        );
+        let mut chunks = std::pin::pin!(chunks);
+        let mut sum = 0;
+        while let Some(chunk) = chunks.next().await {
+            sum = chunk_checksum(sum, chunk);
+        }
+        sum
+    };
+    tokio::spawn(run).await.expect("the stream task")
+}
+
+fn chunk_sequential(items: u64) -> u64 {
+    let mut sum = 0;
+    let mut chunk = Vec::with_capacity(CHUNK_SIZE);
+    for n in 0..items {
+        chunk.push(n);
+        if chunk.len() == CHUNK_SIZE {
+            sum = chunk_checksum(
+                sum,
+                std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_SIZE)),
+            );
+        }
+    }
+    if chunk.is_empty() {
+        sum
+    } else {
+        chunk_checksum(sum, chunk)
+    }
+}
+
+fn chunk(c: &mut Criterion) {
+    let items = CHAIN_ITEMS;
+    let variants = [
+        ("ctxpipe", spawned(move || chunk_ctxpipe(items))),
+        (
+            "tokio_stream_chunks_timeout",
+            spawned(move || chunk_tokio_stream(items)),
+        ),
+        ("sequential", blocking(move || chunk_sequential(items))),
+    ];
+    let expected = chunk_sequential(items);
+    bench_variants(
+        c,
+        "chunk_1m",
+        items,
+        Duration::from_secs(8),
+        expected,
+        &variants,
+    );
+}
+
 fn cancel_latency(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("cancel_10k_in_flight");
@@ -867,6 +944,7 @@ criterion_group!(
     cpu,
     io,
     cancel_latency,
-    policy
+    policy,
+    chunk
 );
 criterion_main!(benches);

@@ -425,6 +425,7 @@ pub use context_macros::ctx_value;
 /// }
 ///
 /// STAGE  = PATH | PATH(ARG, ..) | |ctx, item| async move { .. }
+///        | chunk(N) | chunk(N, within = DURATION)     // no options
 /// OPTION = workers = N | buffer = N | batch = N | ordered | reorder_window = N
 ///        | on_error = POLICY | retry = N | retry_if = CLOSURE | backoff = BACKOFF
 ///        | timeout = DURATION | name = NAME | filter | flat
@@ -473,6 +474,11 @@ pub use context_macros::ctx_value;
 /// - **A closure** `|ctx, item| async move { .. }`, which gets an owned [`Context`] (its future
 ///   can move it into spawned work) and returns `Result<_, E>` with the pipeline's error type
 ///   `E` exactly (`?` inside it converts, as in any function).
+/// - **The chunk step** `chunk(N)` or `chunk(N, within = DURATION)`: not a function but
+///   [`Pipeline::chunk`], which groups items into `Vec`s of at most `N`, in order; with
+///   `within`, a chunk also leaves `DURATION` after its first item, full or not. It takes no
+///   options. (A stage function of yours named `chunk` is written with its path,
+///   `self::chunk(..)`.)
 ///
 /// A stage's kind says what it returns; a macro sees no types, so it is an option:
 ///

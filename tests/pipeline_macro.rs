@@ -654,3 +654,24 @@ async fn failed_items_go_to_a_dead_letter_sink() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn chunk_groups_items_by_size_or_time() {
+    let sizes = pipeline! {
+        from 0..10u32
+        => chunk(4, within = Duration::from_millis(5))
+        => |_ctx, rows: Vec<u32>| async move { Ok::<_, Error>(rows.len()) }
+        => collect
+    }
+    .await
+    .unwrap();
+    assert_eq!(sizes, [4, 4, 2]);
+    let chunks = pipeline! {
+        from 0..3u32
+        => chunk(2)
+        => collect
+    }
+    .await;
+    let chunks: Vec<Vec<u32>> = chunks.map_err(|err: Error| err).unwrap();
+    assert_eq!(chunks, [vec![0, 1], vec![2]]);
+}

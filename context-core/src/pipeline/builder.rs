@@ -3,10 +3,12 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_core::Stream;
 
 use super::channel::{channel, QueueStats, Receiver};
+use super::chunk::{self, Chunking};
 use super::drain::Drain;
 use super::options::{StageOptions, DEFAULT_BUFFER};
 use super::policy::{DeadLetterSink, RetryPolicy, Timing};
@@ -433,6 +435,64 @@ where
             }),
             progress: self.progress,
             last_buffer,
+            drain: self.drain,
+        }
+    }
+
+    /// Adds a step that groups items into `Vec`s of at most `size` items (at least one), in
+    /// order: a chunk leaves when it is full, when `within` has passed since its first item
+    /// (with `Some` duration), or when the input ends. A chunk is never empty.
+    ///
+    /// The wait for a chunk to fill is raced against the pipeline's context, so it never
+    /// outlives its deadline. On a [`Drain`] the source's end reaches the step and the partial
+    /// chunk leaves; on a cancel it is dropped (counted in
+    /// [`Report::unfinished`](crate::Report::unfinished)). The step appears in the report as
+    /// a stage named `chunk`: items in, chunks out. The next step's queue holds chunks, so it
+    /// bounds memory at `size` × its buffer.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctxpipe::{Context, Error, Pipeline};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Error> {
+    /// let rows = Pipeline::new(&Context::background(), 1..=7)
+    ///     .chunk(3, Duration::from_millis(50))
+    ///     .map("insert", |_ctx, rows: Vec<u32>| async move {
+    ///         // One round trip per chunk rather than per row.
+    ///         Ok(rows.len())
+    ///     })
+    ///     .collect()
+    ///     .await?;
+    /// assert_eq!(rows, [3, 3, 1]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn chunk(self, size: usize, within: impl Into<Option<Duration>>) -> Pipeline<Vec<T>, E> {
+        let chunking = Chunking {
+            size: size.max(1),
+            within: within.into(),
+        };
+        let stats = Arc::new(StageStats::new("chunk".into(), 1));
+        self.progress.add_stage(stats.clone());
+        let buffer = chunking.size.max(DEFAULT_BUFFER);
+        let previous = self.build;
+        Pipeline {
+            parent: self.parent,
+            build: Box::new(move |scope, inlet| {
+                let input = previous(
+                    scope,
+                    Inlet {
+                        capacity: buffer,
+                        queue: stats.queue.clone(),
+                    },
+                );
+                let (output, next) = channel(inlet.capacity, inlet.queue);
+                chunk::spawn(scope, chunking, input, output, stats);
+                next
+            }),
+            progress: self.progress,
+            last_buffer: DEFAULT_BUFFER,
             drain: self.drain,
         }
     }

@@ -270,6 +270,17 @@ impl<T> Receiver<T> {
         }
     }
 
+    /// Takes what [`recv`](Self::recv) would without waiting: `Some(Some(first))` after
+    /// taking items, `Some(None)` at the end, `None` if the channel is empty.
+    pub(crate) fn try_recv(
+        &self,
+        batch: &mut Vec<T>,
+        max: usize,
+        share: usize,
+    ) -> Option<Option<u64>> {
+        self.take(batch, max, share)
+    }
+
     /// `Some(Some(first))` after taking items, `Some(None)` at the end, `None` if empty.
     fn take(&self, batch: &mut Vec<T>, max: usize, share: usize) -> Option<Option<u64>> {
         let chan = &*self.chan;

@@ -6,6 +6,7 @@
 //! - `channel.rs`: the bounded queue between steps, which moves items in batches;
 //! - `source.rs`: the task that feeds the first queue from an iterator or a stream;
 //! - `stage.rs`: a stage's workers;
+//! - `chunk.rs`: the step that groups items into `Vec`s by size or time;
 //! - `calls.rs`: one batch of a stage's calls, polled as one future;
 //! - `drain.rs`: [`Drain`], the graceful stop, and what it does to each run;
 //! - `dead_letter.rs`: the task that hands failed items to a stage's dead-letter sink;
@@ -19,6 +20,7 @@
 mod builder;
 mod calls;
 mod channel;
+mod chunk;
 mod dead_letter;
 mod drain;
 mod options;

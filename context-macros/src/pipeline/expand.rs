@@ -116,16 +116,23 @@ impl Stage {
     /// `.map(options, f)` (or `filter_map`, `flat_map`), located at the stage.
     fn expand(&self, rt: &Runtime, args: &[(Ident, Span)]) -> TokenStream {
         let at = Span::call_site().located_at(self.span);
+        let f = match &self.call {
+            Call::Closure(closure) => closure.to_token_stream(),
+            Call::Fn { path, .. } => self.wrapper(rt, path, args),
+            Call::Chunk { size, within } => {
+                let within = match within {
+                    Some(within) => within.to_token_stream(),
+                    None => quote_spanned!(at=> ::core::option::Option::None),
+                };
+                return quote_spanned!(at=> .chunk(#size, #within));
+            }
+        };
         let method = match self.kind {
             Kind::Map => quote_spanned!(at=> map),
             Kind::Filter => quote_spanned!(at=> filter_map),
             Kind::Flat => quote_spanned!(at=> flat_map),
         };
         let options = self.options.expand(rt, self.span);
-        let f = match &self.call {
-            Call::Closure(closure) => closure.to_token_stream(),
-            Call::Fn { path, .. } => self.wrapper(rt, path, args),
-        };
         quote_spanned!(at=> .#method(#options, #f))
     }
 

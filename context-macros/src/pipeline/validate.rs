@@ -19,6 +19,9 @@ const SINKS: &str = "`=> collect`, `=> count`, `=> for_each(f)`, `=> fold(init, 
                      `=> try_for_each(f)`";
 const STAGE: &str = "expected a stage: a function `f`, a call `f(args)` or a closure \
                      `|ctx, item| async move { .. }`";
+const CHUNK: &str = "expected `chunk(N)` (chunks of at most N items) or \
+                     `chunk(N, within = DURATION)` (a chunk also leaves DURATION after its first \
+                     item)";
 const OPTIONS: &str = "`workers = N`, `buffer = N`, `batch = N`, `ordered`, \
                        `reorder_window = N`, `on_error = fail | skip | dead_letter(sink)`, `retry = N`, \
                        `retry_if = <fn>`, `backoff = <Backoff>`, `timeout = <Duration>`, \
@@ -62,6 +65,8 @@ pub(crate) enum Call {
     Fn { path: Expr, args: Vec<Expr> },
     /// `|ctx, item| ..`: given to the runtime as it is.
     Closure(Expr),
+    /// `chunk(size)` or `chunk(size, within = duration)`: the chunk step, not a function.
+    Chunk { size: Expr, within: Option<Expr> },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -217,6 +222,11 @@ impl Pipeline {
 impl Stage {
     /// The stage `step`, the `index`th (from 1), and its `ordered` option's key if it has one.
     fn validate(step: Step, index: usize, errors: &mut Errors) -> Option<(Stage, Option<Path>)> {
+        if let Some(Expr::Call(call)) = &step.expr {
+            if is_ident(&call.func, "chunk") {
+                return Stage::chunk(step, errors).map(|stage| (stage, None));
+            }
+        }
         let options = step
             .options
             .map(|options| StageOptionsBuilder::read(options, errors));
@@ -295,7 +305,72 @@ impl Stage {
     }
 }
 
+impl Stage {
+    /// The chunk step `chunk(size)` or `chunk(size, within = duration)`.
+    fn chunk(step: Step, errors: &mut Errors) -> Option<Stage> {
+        let Some(Expr::Call(call)) = step.expr else {
+            return None;
+        };
+        if let Some(options) = &step.options {
+            errors.error(&options.group, "`chunk` takes no options: remove `[..]`");
+        }
+        let span = first_span(&call.func);
+        let mut args = call.args.into_iter();
+        let size = match args.next() {
+            Some(Expr::Assign(_)) | None => {
+                errors.error(&step.tokens, CHUNK);
+                return None;
+            }
+            Some(size) => size,
+        };
+        let within = match args.next() {
+            None => None,
+            Some(Expr::Assign(assign)) if is_ident(&assign.left, "within") => Some(*assign.right),
+            Some(other) => {
+                errors.error(other, CHUNK);
+                return None;
+            }
+        };
+        if let Some(extra) = args.next() {
+            errors.error(extra, CHUNK);
+            return None;
+        }
+        Some(Stage {
+            call: Call::Chunk { size, within },
+            kind: Kind::Map,
+            options: StageOptions::named(Expr::Lit(ExprLit {
+                attrs: Vec::new(),
+                lit: Lit::Str(LitStr::new("chunk", span)),
+            })),
+            span,
+            decides_error: false,
+        })
+    }
+}
+
+/// Whether `expr` is the plain identifier `name`.
+fn is_ident(expr: &Expr, name: &str) -> bool {
+    matches!(expr, Expr::Path(path) if path.qself.is_none() && path.path.is_ident(name))
+}
+
 impl StageOptions {
+    /// A stage's options with only its name.
+    fn named(name: Expr) -> StageOptions {
+        StageOptions {
+            name,
+            workers: None,
+            buffer: None,
+            batch: None,
+            reorder_window: None,
+            ordered: false,
+            on_error: None,
+            retry: None,
+            retry_if: None,
+            backoff: None,
+            timeout: None,
+        }
+    }
+
     /// `N` of `workers = N`, when it is a literal above 1 and the stage does not keep order:
     /// its outputs leave in the order its workers finish. (A count computed at run time may
     /// be 1: it is not taken to lose order.)
