@@ -9,7 +9,8 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use ctxpipe::{
-    pipeline, Context, Drain, DrainTimeout, Drained, Error, Pipeline, Report, StageOptions,
+    pipeline, Context, Drain, DrainOutcome, DrainTimeout, Drained, Error, Pipeline, Report,
+    StageOptions,
 };
 use tokio::time::{sleep, Instant};
 
@@ -112,8 +113,8 @@ async fn in_flight_items_finish_and_nothing_more_is_taken() {
     assert_eq!(out.len() as u64, report.produced, "and came out");
     assert_eq!(report.unfinished, 0);
     assert_eq!(
-        report.drained.map(|d| (d.budget, d.timed_out)),
-        Some((Duration::from_secs(10), false))
+        report.drained.map(|d| (d.budget, d.outcome)),
+        Some((Duration::from_secs(10), DrainOutcome::Completed))
     );
     // 4 workers, 10 ms per item: the queue (8) and the workers' 4 finish in 30 ms more.
     assert!(
@@ -164,8 +165,8 @@ async fn a_budget_that_runs_out_cancels_with_the_drain_cause() {
     );
     let report = progress.report();
     assert_eq!(
-        report.drained.map(|d| d.timed_out),
-        Some(true),
+        report.drained.map(|d| d.outcome),
+        Some(DrainOutcome::TimedOut),
         "\n{report}"
     );
     assert_eq!(report.consumed, 0);
@@ -241,7 +242,7 @@ async fn a_pipeline_started_after_the_drain_takes_nothing() {
     assert_eq!(out.unwrap(), Vec::<u64>::new());
     assert_eq!(taken.load(Ordering::Relaxed), 0);
     assert_eq!(report.produced, 0);
-    assert!(!report.drained.unwrap().timed_out);
+    assert_eq!(report.drained.unwrap().outcome, DrainOutcome::Completed);
 }
 
 #[tokio::test(start_paused = true)]
@@ -264,7 +265,10 @@ async fn a_drain_racing_with_the_source_end_keeps_everything() {
     out.sort_unstable();
     assert_eq!(out, (0..10).collect::<Vec<_>>());
     let report = progress.report();
-    assert_eq!(report.drained.map(|d| d.timed_out), Some(false));
+    assert_eq!(
+        report.drained.map(|d| d.outcome),
+        Some(DrainOutcome::Completed)
+    );
     assert_eq!(report.unfinished, 0);
 
     // A drain after the run is over changes nothing.
@@ -300,7 +304,10 @@ async fn an_error_during_a_drain_is_still_the_result() {
     stopper.await.unwrap();
     assert_eq!(err.to_string(), "item 7 is bad");
     let report = progress.report();
-    assert_eq!(report.drained.map(|d| d.timed_out), Some(false));
+    assert_eq!(
+        report.drained.map(|d| d.outcome),
+        Some(DrainOutcome::Stopped)
+    );
     assert_eq!(report.failure.map(|at| at.item), Some(7));
     assert_eq!(alive(), baseline);
     drops.assert_each_dropped_once(taken.load(Ordering::Relaxed));
@@ -348,10 +355,11 @@ async fn a_cancel_during_a_drain_wins_and_a_second_drain_can_shorten_the_budget(
             "a finished run's report is stable"
         );
         let drained: Drained = report.drained.expect("drained");
-        assert_eq!(
-            (drained.budget, drained.timed_out),
-            (budget, second.is_some())
-        );
+        let outcome = match second {
+            Some(_) => DrainOutcome::TimedOut,
+            None => DrainOutcome::Stopped,
+        };
+        assert_eq!((drained.budget, drained.outcome), (budget, outcome));
         assert_eq!(report.unfinished, report.produced);
         assert_eq!(alive(), baseline);
         drops.assert_each_dropped_once(taken.load(Ordering::Relaxed));

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::report::Counters;
+use super::report::{Counters, DrainOutcome};
 use crate::context::{CancelHandle, Context};
 
 /// A handle that drains pipelines: stops their sources, lets every item already taken finish
@@ -42,13 +42,13 @@ use crate::context::{CancelHandle, Context};
 ///
 /// ```
 /// use std::time::Duration;
-/// use ctxpipe::{Context, Drain, Error, Pipeline};
+/// use ctxpipe::{Context, Drain, DrainOutcome, Error, Pipeline, StageOptions};
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), Error> {
 /// let drain = Drain::new();
 /// let pipeline = Pipeline::new(&Context::background(), 0..)
-///     .map("slow", |_ctx, n: u64| async move {
+///     .map(StageOptions::new("slow").workers(4).buffer(8), |_ctx, n: u64| async move {
 ///         tokio::time::sleep(Duration::from_millis(10)).await;
 ///         Ok(n)
 ///     })
@@ -64,7 +64,7 @@ use crate::context::{CancelHandle, Context};
 /// let report = progress.report();
 /// assert_eq!(seen as u64, report.produced);
 /// assert_eq!(report.unfinished, 0);
-/// assert!(!report.drained.unwrap().timed_out);
+/// assert_eq!(report.drained.unwrap().outcome, DrainOutcome::Completed);
 /// # Ok(())
 /// # }
 /// ```
@@ -221,7 +221,8 @@ impl RunDrain {
             state.request = Some(request);
             std::mem::take(&mut state.sources)
         };
-        self.counters.drained(request.budget, false);
+        self.counters
+            .drained(request.budget, DrainOutcome::Draining);
         for source in sources {
             source.cancel();
         }
@@ -258,14 +259,22 @@ impl RunDrain {
         pending().await
     }
 
-    /// Records in the report whether the budget ran out, once the run is over: whether the
-    /// pipeline's context ended with [`DrainTimeout`] (the first cancel of any kind wins).
-    pub(crate) fn settle(&self, pipeline: &Context) {
+    /// Records in the report how the drain ended, once the run is over (`completed`: it
+    /// returned `Ok`): whether the pipeline's context ended with [`DrainTimeout`] (the first
+    /// cancel of any kind wins) or something else stopped it.
+    pub(crate) fn settle(&self, pipeline: &Context, completed: bool) {
         if let Some(request) = self.request() {
-            let timed_out = pipeline
+            let outcome = if completed {
+                DrainOutcome::Completed
+            } else if pipeline
                 .cause()
-                .is_some_and(|cause| cause.is::<DrainTimeout>());
-            self.counters.drained(request.budget, timed_out);
+                .is_some_and(|cause| cause.is::<DrainTimeout>())
+            {
+                DrainOutcome::TimedOut
+            } else {
+                DrainOutcome::Stopped
+            };
+            self.counters.drained(request.budget, outcome);
         }
     }
 }

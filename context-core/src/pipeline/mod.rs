@@ -40,5 +40,5 @@ pub use policy::{
     Backoff, BoxedSink, DeadLetter, DeadLetterSink, ItemError, Location, NoDeadLetter, NoRetry,
     OnError, RetryAll, RetryIf, RetryPolicy, Retrying, Timed, Timing, Untimed,
 };
-pub use report::{Drained, Progress, Report, StageReport};
+pub use report::{DrainOutcome, Drained, Progress, Report, StageReport};
 pub use with_report::WithReport;

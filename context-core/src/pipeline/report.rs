@@ -137,11 +137,10 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    /// Records a drain of the run with `budget`; `timed_out` once set stays set.
-    pub(crate) fn drained(&self, budget: Duration, timed_out: bool) {
+    /// Records how a drain of the run with `budget` stands.
+    pub(crate) fn drained(&self, budget: Duration, outcome: DrainOutcome) {
         let mut drained = self.drained.lock().unwrap_or_else(PoisonError::into_inner);
-        let timed_out = timed_out || drained.is_some_and(|drained| drained.timed_out);
-        *drained = Some(Drained { budget, timed_out });
+        *drained = Some(Drained { budget, outcome });
     }
 }
 
@@ -151,9 +150,22 @@ impl Counters {
 pub struct Drained {
     /// The budget the drain was given (the shortest, if it was asked more than once).
     pub budget: Duration,
-    /// The budget ran out before the pipeline finished what it had taken: the rest was
-    /// cancelled with [`DrainTimeout`](crate::DrainTimeout).
-    pub timed_out: bool,
+    /// Where it stands, or how it ended.
+    pub outcome: DrainOutcome,
+}
+
+/// Where a drain stands, or how it ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DrainOutcome {
+    /// The run is finishing what it took (a live report).
+    Draining,
+    /// Everything taken was finished within the budget: the run returned `Ok`.
+    Completed,
+    /// The budget ran out: the rest was cancelled with [`DrainTimeout`](crate::DrainTimeout).
+    TimedOut,
+    /// Something else ended the run first: an error, a panic or the caller's cancel.
+    Stopped,
 }
 
 /// A live view of a running pipeline's counters: cheap to clone, `Send + Sync`, readable from
@@ -384,16 +396,16 @@ impl fmt::Display for Report {
         if let Some(failure) = &self.failure {
             write!(f, "\nfailed at {failure}")?;
         }
-        match self.drained {
-            Some(Drained {
-                budget,
-                timed_out: false,
-            }) => write!(f, "\ndrained within its budget of {budget:?}")?,
-            Some(Drained {
-                budget,
-                timed_out: true,
-            }) => write!(f, "\ndrain ran out of its budget of {budget:?}")?,
-            None => {}
+        if let Some(Drained { budget, outcome }) = self.drained {
+            match outcome {
+                DrainOutcome::Draining => write!(f, "\ndraining, with a budget of {budget:?}")?,
+                DrainOutcome::Completed => write!(f, "\ndrained within its budget of {budget:?}")?,
+                DrainOutcome::TimedOut => write!(f, "\ndrain ran out of its budget of {budget:?}")?,
+                _ => write!(
+                    f,
+                    "\ndrain (budget {budget:?}) cut short: the run stopped first"
+                )?,
+            }
         }
         if self.unfinished > 0 {
             write!(f, "\n{} items dropped unfinished", self.unfinished)?;

@@ -242,7 +242,7 @@ where
         None => run.await,
     };
     if let Some(drain) = &drain {
-        drain.settle(&shared.ctx);
+        drain.settle(&shared.ctx, result.is_ok());
     }
     result?;
     Ok(sink.finish())
