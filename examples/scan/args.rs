@@ -1,4 +1,4 @@
-//! The command line: `scan [--timeout SECS] [--workers N] [--top N] [PATH]`, parsed by hand.
+//! The command line: `scan [--timeout TIME] [--workers N] [--top N] [PATH]`, parsed by hand.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -14,8 +14,9 @@ arguments:
   PATH            the directory (or file) to scan [default: the current directory]
 
 options:
-  --timeout SECS  stop after SECS seconds (fractions allowed, such as 0.5) and print
-                  the partial report
+  --timeout TIME  stop after TIME and print the partial report; TIME is a number with
+                  a unit, ms, s, m or h (such as 50ms, 2s, 1.5m, 1h), or without one
+                  for seconds (such as 3 or 0.5)
   --workers N     workers of the `analyse` stage [default: the number of cores, {cores}]
   --top N         how many of the largest files to list [default: 10]
   -h, --help      print this help
@@ -27,6 +28,16 @@ stops the scan and prints what it had aggregated so far.
 exit status: 0 done, 1 error, 2 invalid arguments, 124 timed out (--timeout),
              130 interrupted (Ctrl-C)
 ";
+
+/// The durations `--timeout` takes, as its error messages say.
+const DURATIONS: &str = "a duration such as 50ms, 2s, 1.5m or 1h, or seconds such as 3 or 0.5";
+
+/// Nanoseconds in a second.
+const NANOS_PER_SEC: u128 = 1_000_000_000;
+
+/// The fraction digits a duration keeps: those past it are less than a nanosecond, even of an
+/// hour, and this many keep the arithmetic of [`parse_duration`] well within `u128`.
+const FRACTION_DIGITS: usize = 18;
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
@@ -98,7 +109,7 @@ impl Command {
                     takes_no_value(flag)?;
                     options_ended = true;
                 }
-                "--timeout" => parsed.timeout = Some(seconds(flag, &value()?)?),
+                "--timeout" => parsed.timeout = Some(duration(flag, &value()?)?),
                 "--workers" => parsed.workers = count(flag, &value()?, 1)?,
                 "--top" => parsed.top = count(flag, &value()?, 0)?,
                 _ => return Err(format!("unknown option `{flag}`")),
@@ -139,16 +150,74 @@ fn value_of(
         .map_err(|arg| format!("invalid value `{}` for `{flag}`", arg.to_string_lossy()))
 }
 
-/// A duration in seconds, such as `2` or `0.05`.
-fn seconds(flag: &str, value: &str) -> Result<Duration, String> {
-    let invalid = |expected: &str| format!("invalid value `{value}` for `{flag}`: {expected}");
-    let secs = value
-        .parse::<f64>()
-        .map_err(|_| invalid("expected seconds, such as 2 or 0.5"))?;
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(invalid("expected a number of seconds of 0 or more"));
+/// The value of `flag` as a duration (see [`parse_duration`]), or an error that names the flag
+/// and what it takes.
+fn duration(flag: &str, value: &str) -> Result<Duration, String> {
+    parse_duration(value).map_err(|bad| {
+        let problem = match bad {
+            BadDuration::Malformed => "",
+            BadDuration::Negative => "cannot be negative; ",
+            BadDuration::TooLong => "too long to wait for; ",
+        };
+        format!("invalid value `{value}` for `{flag}`: {problem}expected {DURATIONS}")
+    })
+}
+
+/// Why a value is not a duration.
+#[derive(Debug, PartialEq)]
+enum BadDuration {
+    /// Not a number followed by a unit or nothing (`soon`, `2 s`, `1e3`, `NaN`, `inf`).
+    Malformed,
+    /// A duration with a minus sign.
+    Negative,
+    /// More seconds than a [`Duration`] holds.
+    TooLong,
+}
+
+/// Parses a duration: a number, with or without a fraction (`1.5`, `.5`), then a unit, `ms`,
+/// `s`, `m` or `h`, or none for seconds. Computed in integers, so it is exact (`0.1h` is 360
+/// seconds, not a float's 359.99..); digits past the nanosecond are dropped.
+fn parse_duration(value: &str) -> Result<Duration, BadDuration> {
+    if let Some(magnitude) = value.strip_prefix('-') {
+        return match parse_duration(magnitude) {
+            Ok(_) | Err(BadDuration::TooLong) => Err(BadDuration::Negative),
+            Err(_) => Err(BadDuration::Malformed),
+        };
     }
-    Duration::try_from_secs_f64(secs).map_err(|_| invalid("too long to wait for"))
+    let unit_at = value
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(unit_at);
+    let nanos_per_unit = match unit {
+        "ms" => NANOS_PER_SEC / 1000,
+        "" | "s" => NANOS_PER_SEC,
+        "m" => 60 * NANOS_PER_SEC,
+        "h" => 3600 * NANOS_PER_SEC,
+        _ => return Err(BadDuration::Malformed),
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
+        return Err(BadDuration::Malformed);
+    }
+    let fraction = &fraction[..fraction.len().min(FRACTION_DIGITS)];
+    // At most FRACTION_DIGITS digits: neither this power of ten nor the product overflows.
+    let scale = 10_u128.pow(fraction.len() as u32);
+    let fraction_nanos = digits(fraction).ok_or(BadDuration::TooLong)? * nanos_per_unit / scale;
+    let nanos = digits(whole)
+        .and_then(|whole| whole.checked_mul(nanos_per_unit))
+        .and_then(|nanos| nanos.checked_add(fraction_nanos))
+        .ok_or(BadDuration::TooLong)?;
+    let secs = u64::try_from(nanos / NANOS_PER_SEC).map_err(|_| BadDuration::TooLong)?;
+    // A remainder of nanoseconds, less than a second: it fits.
+    Ok(Duration::new(secs, (nanos % NANOS_PER_SEC) as u32))
+}
+
+/// The number that `text`, ASCII digits only (maybe none, which is 0), writes; `None` if it
+/// does not fit.
+fn digits(text: &str) -> Option<u128> {
+    text.bytes().try_fold(0_u128, |n, digit| {
+        n.checked_mul(10)?.checked_add(u128::from(digit - b'0'))
+    })
 }
 
 /// A whole number of at least `min`.
@@ -208,10 +277,16 @@ mod tests {
     #[test]
     fn invalid_input_is_an_error_that_names_it() {
         let error = |args: &[&str]| parse(args).expect_err("invalid");
-        assert!(error(&["--timeout", "soon"]).contains("`soon` for `--timeout`"));
-        assert!(error(&["--timeout", "-1"]).contains("0 or more"));
-        assert!(error(&["--timeout", "NaN"]).contains("0 or more"));
-        assert!(error(&["--timeout", "1e20"]).contains("too long"));
+        assert_eq!(
+            error(&["--timeout", "soon"]),
+            "invalid value `soon` for `--timeout`: expected a duration such as 50ms, 2s, 1.5m \
+             or 1h, or seconds such as 3 or 0.5"
+        );
+        assert!(error(&["--timeout=-1"]).contains("`-1` for `--timeout`: cannot be negative"));
+        assert!(error(&["--timeout", "NaN"]).contains("`NaN` for `--timeout`: expected"));
+        assert!(error(&["--timeout", "1e20"]).contains("`1e20` for `--timeout`: expected"));
+        let overflow = error(&["--timeout", "99999999999999999999"]);
+        assert!(overflow.contains("too long to wait for; expected a duration"));
         assert_eq!(error(&["--=x"]), "`--` takes no value");
         assert_eq!(error(&["--help=x"]), "`--help` takes no value");
         assert!(error(&["--workers", "0"]).contains("at least 1"));
@@ -220,5 +295,81 @@ mod tests {
         assert_eq!(error(&["--fast"]), "unknown option `--fast`");
         assert!(error(&["a", "b"]).contains("only one PATH"));
         assert_eq!(scan(&["--top", "0"]).top, 0);
+    }
+
+    fn duration(value: &str) -> Duration {
+        parse_duration(value).unwrap_or_else(|bad| panic!("`{value}`: {bad:?}"))
+    }
+
+    #[test]
+    fn durations_with_and_without_a_unit() {
+        assert_eq!(duration("50ms"), Duration::from_millis(50));
+        assert_eq!(duration("2s"), Duration::from_secs(2));
+        assert_eq!(duration("1m"), Duration::from_secs(60));
+        assert_eq!(duration("1h"), Duration::from_secs(3600));
+        assert_eq!(duration("1.5s"), Duration::from_millis(1500));
+        assert_eq!(duration("1.5ms"), Duration::from_micros(1500));
+        assert_eq!(duration("3"), Duration::from_secs(3));
+        assert_eq!(duration("0.5"), Duration::from_millis(500));
+        assert_eq!(duration("0.05"), Duration::from_millis(50));
+        assert_eq!(duration(".5s"), Duration::from_millis(500));
+        assert_eq!(duration("2."), Duration::from_secs(2));
+        assert_eq!(duration("0"), Duration::ZERO);
+        assert_eq!(scan(&["--timeout", "50ms"]).timeout, Some(duration("0.05")));
+    }
+
+    #[test]
+    fn durations_are_exact_to_the_nanosecond() {
+        assert_eq!(duration("0.1h"), Duration::from_secs(360));
+        assert_eq!(duration("0.000000001"), Duration::from_nanos(1));
+        assert_eq!(duration("0.0000000019s"), Duration::from_nanos(1));
+        assert_eq!(
+            duration("1.000000000000000000000000000001h"),
+            Duration::from_secs(3600)
+        );
+    }
+
+    #[test]
+    fn durations_too_long_for_a_duration() {
+        assert_eq!(
+            duration(&u64::MAX.to_string()),
+            Duration::from_secs(u64::MAX)
+        );
+        assert_eq!(duration(&format!("{}.999999999", u64::MAX)), Duration::MAX);
+        assert_eq!(
+            duration("5124095576030431h"),
+            Duration::from_secs(5_124_095_576_030_431 * 3600)
+        );
+        let too_long = ["18446744073709551616", "5124095576030432h", &"9".repeat(50)];
+        for value in too_long {
+            assert_eq!(
+                parse_duration(value),
+                Err(BadDuration::TooLong),
+                "`{value}`"
+            );
+        }
+    }
+
+    #[test]
+    fn not_durations() {
+        let malformed = [
+            "", "s", ".", "..", ".s", "1.2.3", "soon", "2 s", " 2s", "2s ", "2S", "2sec", "1d",
+            "1h30m", "1e3", "+2", "0x10", "NaN", "nan", "inf", "-inf", "infinity", "--1", "-",
+            "-s", "٣",
+        ];
+        for value in malformed {
+            assert_eq!(
+                parse_duration(value),
+                Err(BadDuration::Malformed),
+                "`{value}`"
+            );
+        }
+        for value in ["-1", "-0.5", "-2s", "-0", &format!("-{}", "9".repeat(50))] {
+            assert_eq!(
+                parse_duration(value),
+                Err(BadDuration::Negative),
+                "`{value}`"
+            );
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release --example scan                      # this repository
 //! cargo run --release --example scan -- ~/src/tokio --top 5
-//! cargo run --release --example scan -- /usr --timeout 0.05   # a partial report
+//! cargo run --release --example scan -- /usr --timeout 50ms   # a partial report
 //! cargo run --release --example scan -- --help
 //! ```
 //!
@@ -21,21 +21,28 @@
 //!
 //! - The context carries the [`ScanConfig`], a `#[ctx_value]` that the walk and the `read`
 //!   stage take from it by type.
-//! - `--timeout SECS` puts a deadline on that context, and Ctrl-C cancels it. Either way every
-//!   stage stops at its next checkpoint, and the scan prints what the sink had aggregated so
-//!   far, says why it stopped (`context deadline exceeded`, `context canceled`) and exits with
-//!   124 or 130.
-//! - Files that cannot be read are counted and listed, never fatal: the `read` stage returns
-//!   an error for them, and its error policy hands each one to a dead-letter sink
-//!   (`on_error = dead_letter(..)`) that keeps it for the report. Directories that cannot be
-//!   listed are counted and listed too.
+//! - `--timeout TIME` (such as `50ms`, `2s`, `1.5m`, `1h`, or `3` seconds) puts a deadline on
+//!   that context: every stage stops at its next checkpoint, and the scan prints what the sink
+//!   had aggregated so far, says why it stopped (`context deadline exceeded`) and exits with
+//!   124.
+//! - The first Ctrl-C *drains* the scan (`drained_by = ..`): the walk stops, and the files
+//!   already taken are read and analysed, within 2 s; the report says `drained` and is
+//!   partial only in the files never taken. A second Ctrl-C, or a drain that runs out of its
+//!   2 s, cancels the rest at once (`context canceled: interrupted by Ctrl-C`, or the drain's
+//!   timeout). Either way the scan exits with 130.
+//! - Files under `PATH` that cannot be read are counted and listed, never fatal: the `read`
+//!   stage returns an error for them, and its error policy hands each one to a dead-letter
+//!   sink (`on_error = dead_letter(..)`) that keeps it for the report. Directories that cannot
+//!   be listed are counted and listed too. `PATH` itself is checked before the scan starts.
 //! - While it runs, a progress bar on stderr (when stderr is a terminal) follows the
-//!   pipeline's counters; at the end, the pipeline's own report shows each stage's work.
+//!   pipeline's counters: the files read and found so far while the walk goes on, then, once
+//!   the walk has been through the whole tree and the total is known, a bar with the
+//!   percentage read. At the end, the pipeline's own report shows each stage's work.
 //!
 //! Exit status: 0 when the scan is complete, 1 on an error (such as a `PATH` that does not
-//! exist or cannot be listed, or a report that cannot be written), 2 on invalid arguments, 124
-//! when `--timeout` expired, 130 on Ctrl-C. A reader that closes the output early (`| head`)
-//! ends the report quietly, with the scan's own status.
+//! exist, cannot be listed or cannot be read, or a report that cannot be written), 2 on
+//! invalid arguments, 124 when `--timeout` expired, 130 on Ctrl-C. A reader that closes the
+//! output early (`| head`) ends the report quietly, with the scan's own status.
 
 mod analysis;
 mod args;
@@ -49,13 +56,15 @@ use std::future::Future;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use std::future::{ready, Ready};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ctxpipe::{
-    ctx_value, pipeline, stage, CancelHandle, Cause, Context, Error, ItemError, Progress, Report,
+    ctx_value, pipeline, stage, CancelHandle, Cause, Context, Drain, DrainOutcome, Error,
+    ItemError, Progress, Report,
 };
 use tokio::io::AsyncReadExt;
 
@@ -206,10 +215,15 @@ impl From<io::Error> for Reason {
     }
 }
 
-/// Reads a file found by the walk, unless it is larger than the configured maximum. An error
-/// is not the scan's: the stage's policy hands the file to the report (see [`DeadLetters`]).
+/// Reads a file found by the walk, unless it is larger than the configured maximum, and adds
+/// its size to `bytes_read` (for the progress bar). An error is not the scan's: the stage's
+/// policy hands the file to the report (see [`DeadLetters`]).
 #[stage]
-async fn read(path: PathBuf, #[ctx_value] config: &ScanConfig) -> Result<Loaded, ScanError> {
+async fn read(
+    path: PathBuf,
+    #[ctx_value] config: &ScanConfig,
+    bytes_read: Arc<AtomicU64>,
+) -> Result<Loaded, ScanError> {
     let file = tokio::fs::File::open(&path).await?;
     let len = file.metadata().await?.len();
     if len > config.max_bytes {
@@ -219,6 +233,8 @@ async fn read(path: PathBuf, #[ctx_value] config: &ScanConfig) -> Result<Loaded,
     // `take`: a file that grew since `metadata` is still read only up to the maximum. A
     // checkpoint, as every await: when the scan is cancelled, the read is dropped midway.
     file.take(config.max_bytes).read_to_end(&mut bytes).await?;
+    // Relaxed: a statistic, only shown.
+    bytes_read.fetch_add(bytes.len() as u64, Ordering::Relaxed);
     Ok(Loaded { path, bytes })
 }
 
@@ -268,25 +284,28 @@ async fn scan(args: Args) -> Result<ExitCode, String> {
         Some(timeout) => with_config.with_timeout(timeout),
         None => with_config.with_cancel(),
     };
-    let interrupt = tokio::spawn(cancel_on_ctrl_c(cancel));
+    let handles = Handles::default();
+    let interrupt = tokio::spawn(on_ctrl_c(handles.drain.clone(), cancel));
     let started = Instant::now();
 
     let (files, walk) = walk::spawn(&ctx);
+    let found = walk.found();
     let mut summary = Summary::new(&args.path, args.top);
-    let skipped = DeadLetters::default();
     let mut progress = None;
     let run = scan_pipeline(
         &ctx,
         files,
         args.workers,
         &mut summary,
-        &skipped,
+        &handles,
         |handle| {
             progress = Some(handle);
         },
     );
     let progress = progress.expect("`pipeline!` hands over its progress when it is built");
-    let stopped = bar::while_running(&progress, run).await.err();
+    let stopped = bar::while_running(&progress, &found, &handles.bytes_read, run)
+        .await
+        .err();
     let elapsed = started.elapsed();
     interrupt.abort();
 
@@ -294,10 +313,17 @@ async fn scan(args: Args) -> Result<ExitCode, String> {
     let directories = walked.directories;
     let report = progress.report();
     summary.set_binary(binary_files(&report));
-    for skipped in walked.unlisted.into_iter().chain(skipped.take()) {
+    for skipped in walked.unlisted.into_iter().chain(handles.skipped.take()) {
         summary.add(Outcome::Skipped(skipped));
     }
+    let drained = report
+        .drained
+        .is_some_and(|drained| drained.outcome == DrainOutcome::Completed);
     let status = match &stopped {
+        None if drained => format!(
+            "PARTIAL, drained after {elapsed:.1?}: interrupted by Ctrl-C, every file taken \
+             was finished"
+        ),
         None => format!("complete in {elapsed:.1?}"),
         Some(err) => format!(
             "PARTIAL, stopped after {elapsed:.1?}: {}",
@@ -327,17 +353,23 @@ async fn scan(args: Args) -> Result<ExitCode, String> {
         Err(err) if err.kind() != io::ErrorKind::BrokenPipe => {
             Err(format!("cannot write the report: {err}"))
         }
+        _ if drained => Ok(ExitCode::from(INTERRUPTED)),
         _ => Ok(exit_code(stopped.as_ref())),
     }
 }
 
-/// Fails unless `root` is a directory that can be listed, or a file: the scan of an
-/// unreadable root would report nothing as if it were complete, and a FIFO would never end.
+/// Fails unless `root` is a directory that can be listed, or a file that can be opened: the
+/// scan of an unreadable root would report nothing as if it were complete, and a FIFO would
+/// never end.
 fn check_root(root: &Path) -> Result<(), String> {
-    let metadata = std::fs::metadata(root).map_err(|err| format!("{}: {err}", root.display()))?;
+    let failed = |err: io::Error| format!("{}: {err}", root.display());
+    let metadata = std::fs::metadata(root).map_err(failed)?;
     if metadata.is_dir() {
-        std::fs::read_dir(root).map_err(|err| format!("{}: {err}", root.display()))?;
-    } else if !metadata.is_file() {
+        std::fs::read_dir(root).map_err(failed)?;
+    } else if metadata.is_file() {
+        // Only once it is known to be a regular file: opening a FIFO waits for a writer.
+        std::fs::File::open(root).map_err(failed)?;
+    } else {
         return Err(format!(
             "{}: not a directory or a regular file",
             root.display()
@@ -346,23 +378,37 @@ fn check_root(root: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// What the scan and its pipeline share besides the summary.
+#[derive(Clone, Default)]
+struct Handles {
+    /// The files that could not be read, with why.
+    skipped: DeadLetters,
+    /// The bytes the `read` stage read.
+    bytes_read: Arc<AtomicU64>,
+    /// Stops the walk and lets the files already taken finish (the first Ctrl-C).
+    drain: Drain,
+}
+
 /// The scan as one pipeline under `ctx`: the `files` the walk finds are read, then analysed
 /// by `workers` workers at once, and each text file's analysis is added to `summary`; the
-/// files that cannot be read go to `skipped`. `on_progress` receives the pipeline's progress
-/// handle at once, before anything runs.
+/// files that cannot be read go to `handles.skipped`, the bytes read are counted in
+/// `handles.bytes_read`, and `handles.drain` can stop it gracefully. `on_progress` receives
+/// the pipeline's progress handle at once, before anything runs.
 fn scan_pipeline<'a>(
     ctx: &Context,
     files: walk::Files,
     workers: usize,
     summary: &'a mut Summary,
-    skipped: &DeadLetters,
+    handles: &Handles,
     on_progress: impl FnOnce(Progress),
 ) -> impl Future<Output = Result<(), ScanError>> + 'a {
+    let bytes_read = handles.bytes_read.clone();
     pipeline! {
         in ctx;
         progress = on_progress;
+        drained_by = handles.drain;
         from stream files
-        => read [workers = READ_WORKERS, on_error = dead_letter(skipped.sink())]
+        => read(bytes_read) [workers = READ_WORKERS, on_error = dead_letter(handles.skipped.sink())]
         => analyse [filter, workers = workers]
         => for_each(|file| summary.add(Outcome::Text(file)))
     }
@@ -410,8 +456,23 @@ fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// Cancels the scan when the user presses Ctrl-C, with a cause that says so.
-async fn cancel_on_ctrl_c(cancel: CancelHandle) {
+/// How long the files already taken get to finish after the first Ctrl-C.
+const DRAIN_BUDGET: Duration = Duration::from_secs(2);
+
+/// The exit status of a scan interrupted by Ctrl-C, as a shell reports SIGINT.
+const INTERRUPTED: u8 = 130;
+
+/// The first Ctrl-C drains the scan: the walk stops and the files already taken are finished,
+/// within [`DRAIN_BUDGET`]. The second cancels it at once, with a cause that says so.
+async fn on_ctrl_c(drain: Drain, cancel: CancelHandle) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    drain.drain(DRAIN_BUDGET);
+    eprintln!(
+        "\nscan: draining: finishing the files already taken (at most {DRAIN_BUDGET:?}); \
+         Ctrl-C again to stop now"
+    );
     if tokio::signal::ctrl_c().await.is_ok() {
         cancel.cancel_with(Cause::msg("interrupted by Ctrl-C"));
     }
@@ -431,7 +492,9 @@ fn exit_code(stopped: Option<&ScanError>) -> ExitCode {
     match stopped {
         None => ExitCode::SUCCESS,
         Some(ScanError::Stopped(Error::DeadlineExceeded)) => ExitCode::from(124),
-        Some(ScanError::Stopped(Error::Canceled)) => ExitCode::from(130),
+        Some(ScanError::Stopped(Error::Canceled | Error::DrainTimeout)) => {
+            ExitCode::from(INTERRUPTED)
+        }
         Some(_) => ExitCode::FAILURE,
     }
 }
@@ -461,14 +524,30 @@ mod tests {
         }
     }
 
-    /// Scans `root` under `ctx` with a 64-byte maximum file size.
-    async fn scan_under(ctx: &Context) -> (Result<(), ScanError>, Summary, Report, u64) {
+    /// What a scan under test did.
+    struct Scanned {
+        result: Result<(), ScanError>,
+        summary: Summary,
+        report: Report,
+        directories: u64,
+        /// The walk's count of files, if it went through the whole tree.
+        found: Option<u64>,
+        bytes_read: u64,
+    }
+
+    /// Scans the root of the [`ScanConfig`] in `ctx`, under `ctx`.
+    async fn scan_under(ctx: &Context) -> Scanned {
+        scan_with(ctx, Handles::default()).await
+    }
+
+    /// [`scan_under`] with these `handles`.
+    async fn scan_with(ctx: &Context, handles: Handles) -> Scanned {
         let root = ScanConfig::from_ctx(ctx).unwrap().root.clone();
         let (files, walk) = walk::spawn(ctx);
+        let found = walk.found();
         let mut summary = Summary::new(&root, 10);
-        let skipped = DeadLetters::default();
         let mut progress = None;
-        let result = scan_pipeline(ctx, files, 2, &mut summary, &skipped, |handle| {
+        let result = scan_pipeline(ctx, files, 2, &mut summary, &handles, |handle| {
             progress = Some(handle)
         })
         .await;
@@ -476,10 +555,17 @@ mod tests {
         let walked = walk.join().await.unwrap();
         let report = progress.report();
         summary.set_binary(binary_files(&report));
-        for skipped in walked.unlisted.into_iter().chain(skipped.take()) {
+        for skipped in walked.unlisted.into_iter().chain(handles.skipped.take()) {
             summary.add(Outcome::Skipped(skipped));
         }
-        (result, summary, report, walked.directories)
+        Scanned {
+            result,
+            summary,
+            report,
+            directories: walked.directories,
+            found: found.total(),
+            bytes_read: handles.bytes_read.load(Ordering::Relaxed),
+        }
     }
 
     fn small_files(root: PathBuf) -> ScanConfig {
@@ -503,12 +589,21 @@ mod tests {
             ],
         );
         let ctx = Context::background().with_value(small_files(tree.0.clone()));
-        let (result, summary, report, directories) = scan_under(&ctx).await;
+        let Scanned {
+            result,
+            summary,
+            report,
+            directories,
+            found,
+            bytes_read,
+        } = scan_under(&ctx).await;
         assert!(result.is_ok(), "{result:?}");
         assert_eq!(
             directories, 3,
             "the root, docs and sub; not .git nor target"
         );
+        assert_eq!(found, Some(4), "every file the walk sends, big.txt too");
+        assert_eq!(bytes_read, 22 + 8 + 10, "main.rs, guide.md and logo.png");
 
         let totals = summary.totals();
         assert_eq!((totals.files, totals.lines, totals.code), (2, 4, 2));
@@ -536,17 +631,69 @@ mod tests {
             .with_value(small_files(tree.0.clone()))
             .with_cancel();
         cancel.cancel_with(Cause::msg("interrupted by Ctrl-C"));
-        let (result, summary, _, _) = scan_under(&ctx).await;
+        let Scanned {
+            result,
+            summary,
+            found,
+            ..
+        } = scan_under(&ctx).await;
         assert!(
             matches!(result, Err(ScanError::Stopped(Error::Canceled))),
             "{result:?}"
         );
+        assert_eq!(found, None, "a walk that stopped early knows no total");
         assert_eq!(exit_code(result.err().as_ref()), ExitCode::from(130));
         assert_eq!(summary.totals().files, 0);
         assert_eq!(
             reason(&ScanError::Stopped(Error::Canceled), &ctx),
             "context canceled: interrupted by Ctrl-C"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_drained_scan_is_partial_but_not_an_error() {
+        let tree = Tree::new("drained", &[("a.rs", b"fn a() {}\n")]);
+        let ctx = Context::background().with_value(small_files(tree.0.clone()));
+        let handles = Handles::default();
+        // Drained before it starts: it takes nothing, and says so.
+        handles.drain.drain(DRAIN_BUDGET);
+        let Scanned {
+            result,
+            summary,
+            report,
+            ..
+        } = scan_with(&ctx, handles).await;
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(summary.totals().files, 0);
+        let drained = report.drained.expect("the report says it was drained");
+        assert_eq!(drained.outcome, DrainOutcome::Completed);
+        assert_eq!(drained.budget, DRAIN_BUDGET);
+        assert_eq!(
+            exit_code(Some(&ScanError::Stopped(Error::DrainTimeout))),
+            ExitCode::from(INTERRUPTED)
+        );
+    }
+
+    #[test]
+    fn a_root_must_be_a_readable_file_or_a_listable_directory() {
+        let tree = Tree::new("root", &[("a.rs", b"fn a() {}\n")]);
+        assert_eq!(check_root(&tree.0), Ok(()));
+        assert_eq!(check_root(&tree.0.join("a.rs")), Ok(()));
+        let missing = check_root(&tree.0.join("missing.rs")).unwrap_err();
+        assert!(missing.ends_with("missing.rs: No such file or directory (os error 2)"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let file = tree.0.join("a.rs");
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).unwrap();
+            // Root (and CAP_DAC_OVERRIDE) reads it anyway: then there is no error to see.
+            if std::fs::File::open(&file).is_err() {
+                let denied = check_root(&file).unwrap_err();
+                assert!(denied.ends_with("a.rs: Permission denied (os error 13)"));
+            }
+            let device = check_root(Path::new("/dev/null")).unwrap_err();
+            assert!(device.ends_with("not a directory or a regular file"));
+        }
     }
 
     #[test]

@@ -3,11 +3,14 @@
 //!
 //! `std::fs` blocks, so the walk runs under `spawn_blocking` and sends what it finds through a
 //! bounded channel: it runs ahead of the readers by at most the channel's capacity, and stops
-//! as soon as the scan's context is done or the pipeline has stopped listening.
+//! as soon as the scan's context is done or the pipeline has stopped listening. It counts the
+//! files it finds as it goes ([`Found`]), for the progress bar.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::{fs, io};
 
@@ -24,10 +27,52 @@ const AHEAD: usize = 256;
 /// Starts walking the tree of the [`ScanConfig`] in `ctx`: returns the stream of what it finds
 /// and the walk itself, to join once the pipeline is over.
 pub(crate) fn spawn(ctx: &Context) -> (Files, Walk) {
-    let (found, files) = mpsc::channel(AHEAD);
+    let (sender, files) = mpsc::channel(AHEAD);
     let ctx = ctx.clone();
-    let walk = tokio::task::spawn_blocking(move || walk(&ctx, &found));
-    (Files(files), Walk(walk))
+    let found = Arc::new(Found::default());
+    let counter = found.clone();
+    let walk = tokio::task::spawn_blocking(move || walk(&ctx, &sender, &counter));
+    (Files(files), Walk { walk, found })
+}
+
+/// How many files the walk has found, and whether that is all of them: shared by the walk's
+/// thread, which counts, and the progress bar, which reads.
+#[derive(Debug, Default)]
+pub(crate) struct Found {
+    files: AtomicU64,
+    /// Set once the walk has been through the whole tree; never when it stops early.
+    complete: AtomicBool,
+}
+
+impl Found {
+    /// The files found so far.
+    pub(crate) fn so_far(&self) -> u64 {
+        // Relaxed: a count to show; `total` is the one that must be final.
+        self.files.load(Ordering::Relaxed)
+    }
+
+    /// Every file in the tree, once the walk has been through all of it; `None` before.
+    pub(crate) fn total(&self) -> Option<u64> {
+        // Acquire: pairs with the Release store in `mark_complete`, so that the count read
+        // after it includes every file the walk found.
+        if self.complete.load(Ordering::Acquire) {
+            Some(self.files.load(Ordering::Relaxed))
+        } else {
+            None
+        }
+    }
+
+    /// Counts one more file.
+    fn add(&self) {
+        // Relaxed: `mark_complete` publishes the final count.
+        self.files.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Says the count is final: the walk has been through the whole tree.
+    fn mark_complete(&self) {
+        // Release: the counts before it are visible to whoever sees it (see `total`).
+        self.complete.store(true, Ordering::Release);
+    }
 }
 
 /// The files the walk finds, as a stream: it ends when the walk does.
@@ -50,28 +95,39 @@ pub(crate) struct Walked {
 }
 
 /// The running walk.
-pub(crate) struct Walk(JoinHandle<Result<Walked, Error>>);
+pub(crate) struct Walk {
+    walk: JoinHandle<Result<Walked, Error>>,
+    found: Arc<Found>,
+}
 
 impl Walk {
+    /// How many files the walk has found so far, and, once it has been through the whole
+    /// tree, how many there are.
+    pub(crate) fn found(&self) -> Arc<Found> {
+        self.found.clone()
+    }
+
     /// Waits for the walk to end and returns what it did. Once the stream of [`Files`] is
     /// dropped the walk stops at its next send, so this does not wait long.
     pub(crate) async fn join(self) -> Result<Walked, String> {
-        match self.0.await {
+        match self.walk.await {
             Ok(walked) => walked.map_err(|err| format!("the walk failed: {err}")),
             Err(panic) => Err(format!("the walk panicked: {panic}")),
         }
     }
 }
 
-/// Walks depth first, in name order, sending every regular file; returns how many directories
-/// it listed and those it could not.
-fn walk(ctx: &Context, found: &mpsc::Sender<PathBuf>) -> Result<Walked, Error> {
+/// Walks depth first, in name order, counting in `found` and sending every regular file;
+/// returns how many directories it listed and those it could not.
+fn walk(ctx: &Context, sender: &mpsc::Sender<PathBuf>, found: &Found) -> Result<Walked, Error> {
     let config = ScanConfig::from_ctx(ctx).ok_or_else(|| Error::MissingValue {
         type_name: std::any::type_name::<ScanConfig>(),
     })?;
     if !config.root.is_dir() {
         // A single file; errors are the read stage's to report.
-        let _ = found.blocking_send(config.root.clone());
+        if send(config.root.clone(), sender, found) {
+            found.mark_complete();
+        }
         return Ok(Walked {
             directories: 0,
             unlisted: Vec::new(),
@@ -84,7 +140,7 @@ fn walk(ctx: &Context, found: &mpsc::Sender<PathBuf>) -> Result<Walked, Error> {
     let mut pending = vec![config.root.clone()];
     while let Some(dir) = pending.pop() {
         if ctx.is_done() {
-            break;
+            return Ok(walked); // stopped early: the count is not the tree's
         }
         let files = match list(&dir, &config.ignore) {
             Ok(listing) => {
@@ -102,12 +158,20 @@ fn walk(ctx: &Context, found: &mpsc::Sender<PathBuf>) -> Result<Walked, Error> {
             }
         };
         for file in files {
-            if found.blocking_send(file).is_err() {
+            if !send(file, sender, found) {
                 return Ok(walked); // the pipeline has stopped
             }
         }
     }
+    found.mark_complete();
     Ok(walked)
+}
+
+/// Counts `file` in `found` and sends it to the pipeline: false if the pipeline has stopped.
+fn send(file: PathBuf, sender: &mpsc::Sender<PathBuf>, found: &Found) -> bool {
+    // Counted before it is sent, so that the pipeline never has more files than were found.
+    found.add();
+    sender.blocking_send(file).is_ok()
 }
 
 /// The entries of one directory, each sorted by name.
