@@ -430,7 +430,7 @@ pub use context_macros::ctx_value;
 ///        | on_error = POLICY | retry = N | retry_if = CLOSURE | backoff = BACKOFF
 ///        | timeout = DURATION | name = NAME | filter | flat
 /// POLICY = fail | skip | dead_letter(SINK)   // dead_letter only in a stage's options
-/// SINK   = collect | count | for_each(F) | fold(INIT, F) | try_for_each(F)
+/// SINK   = collect | count | for_each(F) | fold(INIT, F) | try_for_each(F) | stream
 /// ```
 ///
 /// Every expression is evaluated once, where the macro is: the context, the source and the
@@ -578,6 +578,7 @@ pub use context_macros::ctx_value;
 /// | `for_each(f)` | `Result<(), E>` | `f(item)` for each item |
 /// | `fold(init, f)` | `Result<A, E>` | `f(acc, item)` for each item, from `init` |
 /// | `try_for_each(f)` | `Result<(), E>` | awaits `f(item)`, a `Result<(), E>`; an `Err` is the pipeline's error |
+/// | `stream` | — | not a future: the macro returns a [`PipelineStream`] of `Result<T, E>`, which runs the pipeline as it is read (no `report;` with it) |
 ///
 /// The sink runs in the returned future itself, so its function may borrow local state and
 /// needs neither `Send` nor `'static`; the future is `Send` when its parts are.

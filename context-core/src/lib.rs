@@ -97,7 +97,7 @@ pub mod __private {
 
 pub use pipeline::{
     Backoff, BoxedSink, DeadLetter, DeadLetterSink, Drain, DrainOutcome, DrainTimeout, Drained,
-    ItemError, Location, NoDeadLetter, NoRetry, OnError, Pipeline, Progress, Report, RetryAll,
-    RetryIf, RetryPolicy, Retrying, StageOptions, StageReport, Timed, Timing, Untimed, WithReport,
-    DEFAULT_BATCH, DEFAULT_BUFFER,
+    ItemError, Location, NoDeadLetter, NoRetry, OnError, Pipeline, PipelineStream, Progress,
+    Report, RetryAll, RetryIf, RetryPolicy, Retrying, StageOptions, StageReport, Timed, Timing,
+    Untimed, WithReport, DEFAULT_BATCH, DEFAULT_BUFFER,
 };

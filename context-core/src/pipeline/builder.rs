@@ -17,6 +17,7 @@ use super::scope::Scope;
 use super::sink::{drive, Absorbing, Collect, Count, Fold, ForEach, TryForEach};
 use super::source::{self, Feed};
 use super::stage::{self, Emit, Filter, Flat, Map};
+use super::stream::{Handoff, PipelineStream};
 use super::with_report::WithReport;
 use crate::context::Context;
 use crate::error::Error;
@@ -635,6 +636,20 @@ where
         Fut: Future<Output = Result<(), E>>,
     {
         drive(self, TryForEach(f))
+    }
+
+    /// Runs the pipeline as its output is read: a [`PipelineStream`] of `Result<T, E>` that
+    /// yields each output, then the run's error if it fails. The pipeline waits when the
+    /// caller does not read, and dropping the stream cancels it; see [`PipelineStream`].
+    pub fn into_stream(self) -> PipelineStream<T, E> {
+        let slot = Arc::default();
+        let run = drive(
+            self,
+            Handoff {
+                slot: Arc::clone(&slot),
+            },
+        );
+        PipelineStream::new(Box::pin(run), slot)
     }
 
     pub(crate) fn into_parts(self) -> Parts<T, E> {

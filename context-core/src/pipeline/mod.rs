@@ -13,6 +13,7 @@
 //! - `order.rs`: the reorder window of ordered stages;
 //! - `policy.rs`: what a stage does about failed calls: [`OnError`], retries, [`Backoff`];
 //! - `sink.rs`: the sinks, and the loop that drives a run from the caller's future;
+//! - `stream.rs`: [`PipelineStream`], the output as a `Stream`;
 //! - `scope.rs`: the tasks of a run, the first error and panic, and what the run returns;
 //! - `report.rs`: [`Progress`] and [`Report`];
 //! - `with_report.rs`: [`WithReport`], sinks that return the report with the result.
@@ -31,6 +32,7 @@ mod scope;
 mod sink;
 mod source;
 mod stage;
+mod stream;
 mod with_report;
 
 pub use builder::Pipeline;
@@ -41,4 +43,5 @@ pub use policy::{
     OnError, RetryAll, RetryIf, RetryPolicy, Retrying, Timed, Timing, Untimed,
 };
 pub use report::{DrainOutcome, Drained, Progress, Report, StageReport};
+pub use stream::PipelineStream;
 pub use with_report::WithReport;

@@ -34,7 +34,7 @@ pub(crate) trait Sink<T, E> {
     fn finish(self) -> Self::Output;
 }
 
-fn count(consumed: &AtomicU64, n: usize) {
+pub(crate) fn count(consumed: &AtomicU64, n: usize) {
     // Relaxed: a statistic (see `report.rs`).
     consumed.fetch_add(n as u64, Ordering::Relaxed);
 }

@@ -237,8 +237,11 @@ impl Sink {
     fn expand(&self, pipeline: &Ident, report: bool) -> TokenStream {
         let ident = &self.ident;
         let at = Span::call_site().located_at(ident.span());
+        if let SinkKind::Stream = self.kind {
+            return quote_spanned!(at=> #pipeline.into_stream());
+        }
         let args = match &self.kind {
-            SinkKind::Collect | SinkKind::Count => TokenStream::new(),
+            SinkKind::Collect | SinkKind::Count | SinkKind::Stream => TokenStream::new(),
             SinkKind::ForEach(f) | SinkKind::TryForEach(f) => f.to_token_stream(),
             SinkKind::Fold(init, f) => quote!(#init, #f),
         };

@@ -15,8 +15,8 @@ use crate::runtime::Runtime;
 
 const MISSING_FROM: &str =
     "expected `from <source>`: a pipeline is `from <items> => <stage> => .. => <sink>`";
-const SINKS: &str = "`=> collect`, `=> count`, `=> for_each(f)`, `=> fold(init, f)` or \
-                     `=> try_for_each(f)`";
+const SINKS: &str = "`=> collect`, `=> count`, `=> for_each(f)`, `=> fold(init, f)`, \
+                     `=> try_for_each(f)` or `=> stream`";
 const STAGE: &str = "expected a stage: a function `f`, a call `f(args)` or a closure \
                      `|ctx, item| async move { .. }`";
 const CHUNK: &str = "expected `chunk(N)` (chunks of at most N items) or \
@@ -109,6 +109,8 @@ pub(crate) struct Sink {
 pub(crate) enum SinkKind {
     Collect,
     Count,
+    /// `stream`: the pipeline's output as a `Stream`, not a future.
+    Stream,
     ForEach(Expr),
     Fold(Expr, Expr),
     TryForEach(Expr),
@@ -205,6 +207,20 @@ impl Pipeline {
                 None
             }
         };
+        if let (
+            Some(Sink {
+                ident,
+                kind: SinkKind::Stream,
+            }),
+            Some(()),
+        ) = (&sink, report)
+        {
+            errors.error(
+                ident,
+                "`=> stream` makes a stream, whose items are the run's outputs: the `report;` \
+                 header does not apply to it; take the report from a `progress = ..` handle",
+            );
+        }
         Some(Pipeline {
             rt: Runtime(krate),
             parent,
@@ -661,7 +677,7 @@ impl Sink {
         };
         let known = matches!(
             ident.to_string().as_str(),
-            "collect" | "count" | "for_each" | "fold" | "try_for_each"
+            "collect" | "count" | "for_each" | "fold" | "try_for_each" | "stream"
         );
         match &options {
             // A stage with options at the end: the sink is missing, not misspelt.
@@ -675,14 +691,15 @@ impl Sink {
         let kind = match (ident.to_string().as_str(), args) {
             ("collect", None) => SinkKind::Collect,
             ("count", None) => SinkKind::Count,
-            ("collect" | "count", Some(args)) if args.is_empty() => {
-                if ident == "collect" {
-                    SinkKind::Collect
-                } else {
-                    SinkKind::Count
+            ("stream", None) => SinkKind::Stream,
+            ("collect" | "count" | "stream", Some(args)) if args.is_empty() => {
+                match ident.to_string().as_str() {
+                    "collect" => SinkKind::Collect,
+                    "count" => SinkKind::Count,
+                    _ => SinkKind::Stream,
                 }
             }
-            ("collect" | "count", Some(_)) => {
+            ("collect" | "count" | "stream", Some(_)) => {
                 arity(errors, &ident.to_string());
                 return None;
             }
