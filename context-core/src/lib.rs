@@ -96,8 +96,8 @@ pub mod __private {
 }
 
 pub use pipeline::{
-    Backoff, BoxedSink, DeadLetter, DeadLetterSink, Drain, DrainOutcome, DrainTimeout, Drained,
-    ItemError, Location, NoDeadLetter, NoRetry, OnError, Pipeline, PipelineStream, Progress,
-    Report, RetryAll, RetryIf, RetryPolicy, Retrying, StageOptions, StageReport, Timed, Timing,
-    Untimed, WithReport, DEFAULT_BATCH, DEFAULT_BUFFER,
+    Backoff, Bottleneck, BoxedSink, DeadLetter, DeadLetterSink, Drain, DrainOutcome, DrainTimeout,
+    Drained, ItemError, Location, NoDeadLetter, NoRetry, OnError, Pipeline, PipelineStream,
+    Progress, Report, RetryAll, RetryIf, RetryPolicy, Retrying, StageOptions, StageReport, Timed,
+    Timing, Untimed, WithReport, DEFAULT_BATCH, DEFAULT_BUFFER,
 };

@@ -446,8 +446,9 @@ fn print_report(
     writeln!(out, "pipeline\n{report}")?;
     writeln!(
         out,
-        "(busy: time spent in the stage's calls, summed over its workers; \
-         peak: the most items waiting in its input queue at once)"
+        "(busy: time in the stage's calls, summed over its workers; starved: waiting for \
+         input; blocked: waiting for room downstream; peak: the most items waiting in its \
+         input queue at once)"
     )
 }
 

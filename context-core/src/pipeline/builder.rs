@@ -173,7 +173,7 @@ pub(crate) struct Parts<T, E> {
 ///
 /// [`progress`](Pipeline::progress) gives a [`Progress`] handle: read it while the pipeline
 /// runs or after, as a [`Report`](crate::Report) with per-stage counts (in, out, filtered,
-/// errors), busy time and queue depths.
+/// errors), busy, starved and blocked time, queue depths, and which step is the bottleneck.
 ///
 /// # Cost
 ///
@@ -414,7 +414,11 @@ where
         Fut: Future<Output = Result<R, E>> + Send + 'static,
         K: Emit<R, U>,
     {
-        let stats = Arc::new(StageStats::new(options.name.clone(), options.workers));
+        let stats = Arc::new(StageStats::new(
+            options.name.clone(),
+            options.workers,
+            options.buffer,
+        ));
         self.progress.add_stage(stats.clone());
         let last_buffer = options.buffer;
         let previous = self.build;
@@ -474,9 +478,9 @@ where
             size: size.max(1),
             within: within.into(),
         };
-        let stats = Arc::new(StageStats::new("chunk".into(), 1));
-        self.progress.add_stage(stats.clone());
         let buffer = chunking.size.max(DEFAULT_BUFFER);
+        let stats = Arc::new(StageStats::new("chunk".into(), 1, buffer));
+        self.progress.add_stage(stats.clone());
         let previous = self.build;
         Pipeline {
             parent: self.parent,

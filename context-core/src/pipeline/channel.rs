@@ -165,6 +165,12 @@ impl<T> Sender<T> {
         }
     }
 
+    /// Moves what fits of `items` into the channel without waiting: `Ok(true)` once `items`
+    /// is empty, `Ok(false)` with the rest left in `items` for [`send`](Self::send).
+    pub(crate) fn try_send(&self, items: &mut Vec<T>) -> Result<bool, Closed> {
+        self.push(items)
+    }
+
     /// Pushes what fits; `Ok(true)` once `items` is empty.
     fn push(&self, items: &mut Vec<T>) -> Result<bool, Closed> {
         let chan = &*self.chan;

@@ -76,6 +76,7 @@ async fn run<T, E>(
     // Armed while the chunk holds an item and the step has a time bound.
     let mut timer = pin!(sleep_until(Instant::now()));
     let mut armed = false;
+    let mut idle_since = Instant::now();
     loop {
         let before = chunk.len();
         let want = size - before;
@@ -92,6 +93,7 @@ async fn run<T, E>(
             })
             .await;
         let started = Instant::now();
+        tally.starved += started.saturating_duration_since(idle_since);
         let ended = match woken {
             Err(_) => {
                 // Cancelled: what the step holds is dropped unfinished.
@@ -136,9 +138,10 @@ async fn run<T, E>(
                 false
             }
         };
+        let done = Instant::now();
+        tally.busy += done.saturating_duration_since(started);
         if !out.is_empty() {
             tally.items_out += out.len() as u64;
-            tally.busy += started.elapsed();
             stats.add(&mut tally);
             match watch.run(output.send(&mut out)).await {
                 Ok(Ok(())) => {}
@@ -150,6 +153,8 @@ async fn run<T, E>(
                 }
             }
         }
+        idle_since = Instant::now();
+        tally.blocked += idle_since.saturating_duration_since(done);
         if ended {
             return stats.add(&mut tally);
         }

@@ -42,6 +42,6 @@ pub use policy::{
     Backoff, BoxedSink, DeadLetter, DeadLetterSink, ItemError, Location, NoDeadLetter, NoRetry,
     OnError, RetryAll, RetryIf, RetryPolicy, Retrying, Timed, Timing, Untimed,
 };
-pub use report::{DrainOutcome, Drained, Progress, Report, StageReport};
+pub use report::{Bottleneck, DrainOutcome, Drained, Progress, Report, StageReport};
 pub use stream::PipelineStream;
 pub use with_report::WithReport;

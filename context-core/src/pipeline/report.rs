@@ -32,6 +32,10 @@ pub(crate) struct StageStats {
     /// Items its workers held when they stopped early, dropped with their batch.
     pub(crate) unfinished: AtomicU64,
     pub(crate) busy_nanos: AtomicU64,
+    pub(crate) starved_nanos: AtomicU64,
+    pub(crate) blocked_nanos: AtomicU64,
+    /// The size of its input queue.
+    pub(crate) capacity: usize,
     pub(crate) queue: Arc<QueueStats>,
     /// Where the item error that failed the run was, if it was this stage's.
     failure: OnceLock<Location>,
@@ -49,10 +53,14 @@ pub(crate) struct Tally {
     pub(crate) skipped: u64,
     pub(crate) unfinished: u64,
     pub(crate) busy: Duration,
+    /// Waiting for input.
+    pub(crate) starved: Duration,
+    /// Waiting for room downstream.
+    pub(crate) blocked: Duration,
 }
 
 impl StageStats {
-    pub(crate) fn new(name: Cow<'static, str>, workers: usize) -> StageStats {
+    pub(crate) fn new(name: Cow<'static, str>, workers: usize, capacity: usize) -> StageStats {
         StageStats {
             name,
             workers,
@@ -66,6 +74,9 @@ impl StageStats {
             dead_lettered: AtomicU64::new(0),
             unfinished: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),
+            starved_nanos: AtomicU64::new(0),
+            blocked_nanos: AtomicU64::new(0),
+            capacity,
             queue: Arc::default(),
             failure: OnceLock::new(),
         }
@@ -93,10 +104,10 @@ impl StageStats {
         add(&self.timed_out, tally.timed_out);
         add(&self.skipped, tally.skipped);
         add(&self.unfinished, tally.unfinished);
-        add(
-            &self.busy_nanos,
-            u64::try_from(tally.busy.as_nanos()).unwrap_or(u64::MAX),
-        );
+        let nanos = |time: Duration| u64::try_from(time.as_nanos()).unwrap_or(u64::MAX);
+        add(&self.busy_nanos, nanos(tally.busy));
+        add(&self.starved_nanos, nanos(tally.starved));
+        add(&self.blocked_nanos, nanos(tally.blocked));
     }
 
     fn report(&self) -> StageReport {
@@ -116,6 +127,9 @@ impl StageStats {
             unfinished: self.unfinished.load(Ordering::Relaxed)
                 + self.queue.unfinished.load(Ordering::Relaxed),
             busy: Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed)),
+            starved: Duration::from_nanos(self.starved_nanos.load(Ordering::Relaxed)),
+            blocked: Duration::from_nanos(self.blocked_nanos.load(Ordering::Relaxed)),
+            capacity: self.capacity,
             queued: self.queue.queued.load(Ordering::Relaxed),
             peak_queue: self.queue.peak.load(Ordering::Relaxed),
         }
@@ -330,6 +344,127 @@ impl Report {
     }
 }
 
+/// Which step holds a pipeline back, and how plainly: see [`Report::bottleneck`].
+///
+/// Each share is a fraction (0 to 1) of the time a stage's workers were running: busy in
+/// calls, *starved* waiting for input, or *blocked* waiting for room downstream.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Bottleneck {
+    /// The source: the first stage is starved for `starved` of its time.
+    Source {
+        /// The first stage's share of time waiting for input.
+        starved: f64,
+    },
+    /// A stage whose workers are busy for `busy` of their time: more workers (if its calls
+    /// wait on I/O or there are free cores) or a faster function would speed the run up.
+    Stage {
+        /// The stage's name.
+        name: Cow<'static, str>,
+        /// Its workers' share of time busy in calls.
+        busy: f64,
+    },
+    /// The sink: the last stage is blocked for `blocked` of its time.
+    Sink {
+        /// The last stage's share of time waiting for room in the sink's queue.
+        blocked: f64,
+    },
+}
+
+impl fmt::Display for Bottleneck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let percent = |share: f64| (share * 100.0).round();
+        match self {
+            Bottleneck::Source { starved } => write!(
+                f,
+                "the source (the first stage waits for input {:.0}% of its time)",
+                percent(*starved)
+            ),
+            Bottleneck::Stage { name, busy } => write!(
+                f,
+                "stage `{name}` (its workers are busy {:.0}% of their time)",
+                percent(*busy)
+            ),
+            Bottleneck::Sink { blocked } => write!(
+                f,
+                "the sink (the last stage waits for room {:.0}% of its time)",
+                percent(*blocked)
+            ),
+        }
+    }
+}
+
+impl StageReport {
+    /// Busy, starved and blocked, each as a share of their sum; `None` before any time was
+    /// measured.
+    fn shares(&self) -> Option<(f64, f64, f64)> {
+        let total = (self.busy + self.starved + self.blocked).as_secs_f64();
+        (total > 0.0).then(|| {
+            (
+                self.busy.as_secs_f64() / total,
+                self.starved.as_secs_f64() / total,
+                self.blocked.as_secs_f64() / total,
+            )
+        })
+    }
+}
+
+impl Report {
+    /// The step that holds the pipeline back: the stage whose workers are busy for the
+    /// largest share of their time, unless the first stage waits for input (the source) or
+    /// the last waits for room (the sink) for a larger share still. `None` without stages or
+    /// before any stage has measured time. Live, from [`Progress::report`], it describes the
+    /// run so far.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctxpipe::{Bottleneck, Context, Error, Pipeline, StageOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Error> {
+    /// let pipeline = Pipeline::new(&Context::background(), 0..100)
+    ///     .map("parse", |_ctx, n: u32| async move { Ok(n) })
+    ///     .map(StageOptions::new("fetch").workers(2), |_ctx, n| async move {
+    ///         tokio::time::sleep(Duration::from_millis(10)).await;
+    ///         Ok(n)
+    ///     });
+    /// let progress = pipeline.progress();
+    /// pipeline.count().await?;
+    /// let report = progress.report();
+    /// assert!(matches!(report.bottleneck(), Some(Bottleneck::Stage { name, .. }) if name == "fetch"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn bottleneck(&self) -> Option<Bottleneck> {
+        let (index, busy) = self
+            .stages
+            .iter()
+            .enumerate()
+            .filter_map(|(index, stage)| Some((index, stage.shares()?.0)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))?;
+        let starved = self
+            .stages
+            .first()
+            .and_then(StageReport::shares)
+            .map_or(0.0, |s| s.1);
+        let blocked = self
+            .stages
+            .last()
+            .and_then(StageReport::shares)
+            .map_or(0.0, |s| s.2);
+        Some(if starved > busy && starved >= blocked {
+            Bottleneck::Source { starved }
+        } else if blocked > busy {
+            Bottleneck::Sink { blocked }
+        } else {
+            Bottleneck::Stage {
+                name: self.stages[index].name.clone(),
+                busy,
+            }
+        })
+    }
+}
+
 impl fmt::Display for Report {
     /// A table: one row per step, the policy columns (`retried`, `timed out`, `skipped`) only
     /// when a stage has one, and the failed item's location last if an item failed the run.
@@ -357,7 +492,11 @@ impl fmt::Display for Report {
                 "retried", "timed out", "skipped", "dead"
             )?;
         }
-        writeln!(f, " {:>12} {:>6}", "busy", "peak")?;
+        writeln!(
+            f,
+            " {:>10} {:>10} {:>10} {:>6}",
+            "busy", "starved", "blocked", "peak"
+        )?;
         writeln!(f, "{:<width$} {:>7} {:>10}", "source", "", self.produced)?;
         for stage in &self.stages {
             write!(
@@ -377,10 +516,13 @@ impl fmt::Display for Report {
                     stage.retried, stage.timed_out, stage.skipped, stage.dead_lettered
                 )?;
             }
+            let time = |time: Duration| format!("{time:.1?}");
             writeln!(
                 f,
-                " {:>12} {:>6}",
-                format!("{:.1?}", stage.busy),
+                " {:>10} {:>10} {:>10} {:>6}",
+                time(stage.busy),
+                time(stage.starved),
+                time(stage.blocked),
                 stage.peak_queue
             )?;
         }
@@ -392,7 +534,11 @@ impl fmt::Display for Report {
         if policies {
             write!(f, " {:>8} {:>9} {:>8} {:>8}", "", "", "", "")?;
         }
-        write!(f, " {:>12} {:>6}", "", self.sink_peak_queue)?;
+        write!(
+            f,
+            " {:>10} {:>10} {:>10} {:>6}",
+            "", "", "", self.sink_peak_queue
+        )?;
         if let Some(failure) = &self.failure {
             write!(f, "\nfailed at {failure}")?;
         }
@@ -409,6 +555,9 @@ impl fmt::Display for Report {
         }
         if self.unfinished > 0 {
             write!(f, "\n{} items dropped unfinished", self.unfinished)?;
+        }
+        if let Some(bottleneck) = self.bottleneck() {
+            write!(f, "\nbottleneck: {bottleneck}")?;
         }
         Ok(())
     }
@@ -469,6 +618,15 @@ pub struct StageReport {
     /// wall time with several workers); waiting for input or for room downstream is not
     /// included. Measured on tokio's clock, so paused time in tests advances it too.
     pub busy: Duration,
+    /// Time the workers waited for input, summed over workers: the stage was *starved*, and
+    /// what feeds it is slower than it.
+    pub starved: Duration,
+    /// Time the workers waited for room downstream, summed over workers: the stage was
+    /// *blocked*, and what it feeds is slower than it. (An ordered stage's wait for room in its
+    /// reorder window is neither: the items it waits for are still being worked on.)
+    pub blocked: Duration,
+    /// The size of its input queue: with [`queued`](Self::queued), how full it is.
+    pub capacity: usize,
     /// Items dropped unfinished in this stage when the run stopped early: left in its input
     /// queue or held by its workers (see [`Report::unfinished`]).
     pub unfinished: u64,

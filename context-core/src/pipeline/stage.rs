@@ -234,19 +234,35 @@ impl<T, U, E, F, K, P, D> Worker<T, U, E, F, K, P, D> {
                     Err(_) => return self.stop(&mut tally),
                 },
             };
-            let received = watch
-                .run(stage.input.recv(&mut batch, max, stage.share))
-                .await;
+            // The clock is read for a wait only when there is one: a busy pipeline's queues
+            // have items and room, and pays nothing for the starved and blocked times.
+            let mut starved_since = None;
+            let received = match stage.input.try_recv(&mut batch, max, stage.share) {
+                Some(first) => Ok(first),
+                None => {
+                    starved_since = Some(Instant::now());
+                    watch
+                        .run(stage.input.recv(&mut batch, max, stage.share))
+                        .await
+                }
+            };
             if let Outlet::Ordered(reorder) = &stage.outlet {
                 reorder.release(max - batch.len());
             }
             let first = match received {
                 Ok(Some(first)) => first,
-                Ok(None) => return, // input ended: the last worker to go drops the output
+                Ok(None) => {
+                    // Input ended: the last worker to go drops the output.
+                    tally.starved += starved_since.map_or(Duration::ZERO, |since| since.elapsed());
+                    return stage.stats.add(&mut tally);
+                }
                 Err(_) => return self.stop(&mut tally),
             };
             let inputs = batch.len();
             let started = Instant::now();
+            if let Some(since) = starved_since {
+                tally.starved += started.saturating_duration_since(since);
+            }
             let calls = Calls::<T, U, E, F, Fut, K, P, D, Tm>::new(Batch {
                 ctx,
                 watch: &mut watch,
@@ -281,25 +297,32 @@ impl<T, U, E, F, K, P, D> Worker<T, U, E, F, K, P, D> {
                     return self.stop_busy(&mut tally, started, inputs, &dead);
                 }
             }
-            let elapsed = started.elapsed();
+            let done = Instant::now();
+            let elapsed = done.saturating_duration_since(started);
             tally.busy += elapsed;
             stage.stats.add(&mut tally);
             take = next_take(take, inputs, elapsed, stage.max_take);
             let sent = match &stage.outlet {
-                Outlet::Direct(output) => match watch.run(output.send(&mut out)).await {
-                    Ok(Ok(())) => true,
-                    // What was not sent stays in `out`.
-                    Ok(Err(_)) | Err(_) => {
-                        tally.unfinished += out.len() as u64;
-                        false
+                Outlet::Direct(output) => match output.try_send(&mut out) {
+                    Ok(true) => true,
+                    Ok(false) => {
+                        let sent = watch.run(output.send(&mut out)).await;
+                        tally.blocked += done.elapsed();
+                        matches!(sent, Ok(Ok(())))
                     }
+                    Err(_) => false,
                 },
-                Outlet::Ordered(reorder) => reorder
-                    .deliver(ctx, first, inputs, std::mem::take(&mut out))
-                    .await
-                    .is_ok(),
+                Outlet::Ordered(reorder) => {
+                    let sent = reorder
+                        .deliver(ctx, first, inputs, std::mem::take(&mut out))
+                        .await;
+                    tally.blocked += done.elapsed();
+                    sent.is_ok()
+                }
             };
             if !sent {
+                // What was not sent stays in `out` (an ordered stage counts its own).
+                tally.unfinished += out.len() as u64;
                 return self.stop(&mut tally);
             }
             // Queues that never run dry would never make this task yield: take part in
