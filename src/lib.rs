@@ -428,7 +428,9 @@ pub use context_macros::ctx_value;
 ///        | chunk(N) | chunk(N, within = DURATION)     // no options
 /// OPTION = workers = N | buffer = N | batch = N | ordered | reorder_window = N
 ///        | on_error = POLICY | retry = N | retry_if = CLOSURE | backoff = BACKOFF
-///        | timeout = DURATION | name = NAME | filter | flat
+///        | timeout = DURATION | rate = N / UNIT | rate = RATE | burst = N
+///        | name = NAME | filter | flat
+/// UNIT   = s | min | h
 /// POLICY = fail | skip | dead_letter(SINK)   // dead_letter only in a stage's options
 /// SINK   = collect | count | for_each(F) | fold(INIT, F) | try_for_each(F) | stream
 /// ```
@@ -504,6 +506,8 @@ pub use context_macros::ctx_value;
 /// | `retry_if = CLOSURE` | every error | `\|err: &E\| -> bool`: which errors are retried (with `retry`) |
 /// | `backoff = BACKOFF` | [`Backoff::default`] | the waits between attempts, a [`Backoff`] (with `retry`) |
 /// | `timeout = DURATION` | none | each call runs under a context that ends this long after it starts; a call past it fails with `DeadlineExceeded` ([`StageOptions::timeout`]) |
+/// | `rate = N / s` (or `/ min`, `/ h`), `rate = RATE` | none | calls start at most `N` per second (minute, hour), evenly spaced and shared by the workers; the wait is a checkpoint, reported as `throttled` ([`StageOptions::rate`], [`Rate`]) |
+/// | `burst = N` | 1 | with `rate`: up to `N` calls start at once after a pause ([`Rate::burst`]) |
 /// | `name = NAME` | the function's name; `"stage N"` for the `N`th stage if a closure | the stage's name in the [`Report`] (a string literal, or an expression of a type that converts into `Cow<'static, str>`) |
 /// | `filter`, `flat` | map | the stage's kind (above) |
 ///
@@ -924,7 +928,7 @@ pub mod __private {
         unreachable!("emitted only next to a compile error")
     }
 
-    pub use context_core::{OnError, Pipeline, Progress, StageOptions};
+    pub use context_core::{OnError, Pipeline, Progress, Rate, StageOptions};
 
     /// The context of `in <context>;`; the generated call spans the user's expression.
     #[inline]

@@ -47,7 +47,7 @@ async fn a_slow_stage_is_busy_what_feeds_it_blocked_and_what_follows_starved() {
     assert!(store.starved > MS * 900, "store waits for input:\n{report}");
     assert_eq!(fetch.capacity, 4);
     match report.bottleneck() {
-        Some(Bottleneck::Stage { name, busy }) => {
+        Some(Bottleneck::Stage { name, busy, .. }) => {
             assert_eq!(name, "fetch");
             assert!(busy > 0.95, "{busy}");
         }

@@ -12,6 +12,7 @@
 //! - `dead_letter.rs`: the task that hands failed items to a stage's dead-letter sink;
 //! - `order.rs`: the reorder window of ordered stages;
 //! - `policy.rs`: what a stage does about failed calls: [`OnError`], retries, [`Backoff`];
+//! - `rate.rs`: [`Rate`], a stage's rate limit, and the token bucket its workers share;
 //! - `sink.rs`: the sinks, and the loop that drives a run from the caller's future;
 //! - `stream.rs`: [`PipelineStream`], the output as a `Stream`;
 //! - `scope.rs`: the tasks of a run, the first error and panic, and what the run returns;
@@ -27,6 +28,7 @@ mod drain;
 mod options;
 mod order;
 mod policy;
+mod rate;
 mod report;
 mod scope;
 mod sink;
@@ -42,6 +44,7 @@ pub use policy::{
     Backoff, BoxedSink, DeadLetter, DeadLetterSink, ItemError, Location, NoDeadLetter, NoRetry,
     OnError, RetryAll, RetryIf, RetryPolicy, Retrying, Timed, Timing, Untimed,
 };
+pub use rate::Rate;
 pub use report::{Bottleneck, DrainOutcome, Drained, Progress, Report, StageReport};
 pub use stream::PipelineStream;
 pub use with_report::WithReport;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::policy::{
     Backoff, DeadLetter, NoDeadLetter, NoRetry, OnError, RetryIf, Retrying, Timed, Untimed,
 };
+use super::rate::Rate;
 
 /// How many items a stage's input queue holds unless [`StageOptions::buffer`] says otherwise
 /// (and the sink's queue, in a pipeline without stages).
@@ -42,6 +43,7 @@ pub const DEFAULT_BATCH: usize = 128;
 /// | [`retry_if(pred)`](StageOptions::retry_if) | every error | which errors are retried |
 /// | [`backoff(b)`](StageOptions::backoff) | [`Backoff::default`] | the waits between attempts |
 /// | [`timeout(d)`](StageOptions::timeout) | none | each call runs under a context that ends `d` after it starts |
+/// | [`rate(r)`](StageOptions::rate) | none | calls start at most at [`Rate`] `r`, shared by the workers |
 ///
 /// A worker takes at most `min(batch, ⌈queued / workers⌉)` items at once, so idle workers
 /// share a short queue and a long one moves in large batches. Within that, it sizes its batches
@@ -70,6 +72,7 @@ pub struct StageOptions<R = NoRetry, D = NoDeadLetter, Tm = Untimed> {
     pub(crate) timeout: Option<Duration>,
     pub(crate) retries: u32,
     pub(crate) backoff: Backoff,
+    pub(crate) rate: Option<Rate>,
     pub(crate) retry: R,
     pub(crate) dead_letter: D,
     pub(crate) timing: Tm,
@@ -96,6 +99,7 @@ impl StageOptions {
             timeout: None,
             retries: 0,
             backoff: Backoff::default(),
+            rate: None,
             retry: NoRetry,
             dead_letter: NoDeadLetter,
             timing: Untimed,
@@ -240,6 +244,38 @@ impl<R, D, Tm> StageOptions<R, D, Tm> {
         self
     }
 
+    /// Starts the stage's calls at most at `rate`, shared by all its workers: a worker waits
+    /// for a token before it takes an item (see [`Rate`]); the wait is a checkpoint, counted
+    /// as the stage's [`throttled`](crate::StageReport::throttled) time. A rate-limited worker
+    /// takes one item at a time.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctxpipe::{Context, Error, Pipeline, Rate, StageOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Error> {
+    /// let start = tokio::time::Instant::now();
+    /// let (sent, report) = Pipeline::new(&Context::background(), 0..50)
+    ///     .map(
+    ///         StageOptions::new("send").workers(4).rate(Rate::per_second(10)),
+    ///         |_ctx, n: u32| async move { Ok(n) },
+    ///     )
+    ///     .with_report()
+    ///     .count()
+    ///     .await;
+    /// assert_eq!(sent?, 50);
+    /// // 50 calls at 10 a second: the last starts 4.9 s after the first.
+    /// assert_eq!(start.elapsed(), Duration::from_millis(4_900));
+    /// assert!(report.stage("send").unwrap().throttled > Duration::ZERO);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn rate(mut self, rate: Rate) -> Self {
+        self.rate = Some(rate);
+        self
+    }
+
     /// These options with their retry kind, dead-letter sink and timing replaced.
     fn rebuild<Q, S, Ti>(
         self,
@@ -257,6 +293,7 @@ impl<R, D, Tm> StageOptions<R, D, Tm> {
             timeout: self.timeout,
             retries: self.retries,
             backoff: self.backoff,
+            rate: self.rate,
             retry: retry(self.retry),
             dead_letter: dead_letter(self.dead_letter),
             timing: timing(self.timing),
@@ -319,8 +356,12 @@ impl<R, D, Tm> StageOptions<R, D, Tm> {
         &self.name
     }
 
-    /// The most items one worker takes at once: `min(batch, ⌈buffer / workers⌉)`.
+    /// The most items one worker takes at once: `min(batch, ⌈buffer / workers⌉)`, or one
+    /// under a rate limit (each item waits for its own token).
     pub(crate) fn take(&self) -> usize {
+        if self.rate.is_some() {
+            return 1;
+        }
         self.batch.min(self.buffer.div_ceil(self.workers))
     }
 

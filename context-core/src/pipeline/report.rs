@@ -33,6 +33,7 @@ pub(crate) struct StageStats {
     pub(crate) unfinished: AtomicU64,
     pub(crate) busy_nanos: AtomicU64,
     pub(crate) starved_nanos: AtomicU64,
+    pub(crate) throttled_nanos: AtomicU64,
     pub(crate) blocked_nanos: AtomicU64,
     /// The size of its input queue.
     pub(crate) capacity: usize,
@@ -55,6 +56,8 @@ pub(crate) struct Tally {
     pub(crate) busy: Duration,
     /// Waiting for input.
     pub(crate) starved: Duration,
+    /// Waiting for a token of the stage's rate limit.
+    pub(crate) throttled: Duration,
     /// Waiting for room downstream.
     pub(crate) blocked: Duration,
 }
@@ -75,6 +78,7 @@ impl StageStats {
             unfinished: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),
             starved_nanos: AtomicU64::new(0),
+            throttled_nanos: AtomicU64::new(0),
             blocked_nanos: AtomicU64::new(0),
             capacity,
             queue: Arc::default(),
@@ -107,6 +111,7 @@ impl StageStats {
         let nanos = |time: Duration| u64::try_from(time.as_nanos()).unwrap_or(u64::MAX);
         add(&self.busy_nanos, nanos(tally.busy));
         add(&self.starved_nanos, nanos(tally.starved));
+        add(&self.throttled_nanos, nanos(tally.throttled));
         add(&self.blocked_nanos, nanos(tally.blocked));
     }
 
@@ -128,6 +133,7 @@ impl StageStats {
                 + self.queue.unfinished.load(Ordering::Relaxed),
             busy: Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed)),
             starved: Duration::from_nanos(self.starved_nanos.load(Ordering::Relaxed)),
+            throttled: Duration::from_nanos(self.throttled_nanos.load(Ordering::Relaxed)),
             blocked: Duration::from_nanos(self.blocked_nanos.load(Ordering::Relaxed)),
             capacity: self.capacity,
             queued: self.queue.queued.load(Ordering::Relaxed),
@@ -356,13 +362,16 @@ pub enum Bottleneck {
         /// The first stage's share of time waiting for input.
         starved: f64,
     },
-    /// A stage whose workers are busy for `busy` of their time: more workers (if its calls
-    /// wait on I/O or there are free cores) or a faster function would speed the run up.
+    /// A stage whose workers are busy (or throttled by its rate limit) for most of their
+    /// time: more workers (if its calls wait on I/O or there are free cores), a faster
+    /// function or a higher rate would speed the run up.
     Stage {
         /// The stage's name.
         name: Cow<'static, str>,
         /// Its workers' share of time busy in calls.
         busy: f64,
+        /// Its workers' share of time waiting for the stage's rate limit.
+        throttled: f64,
     },
     /// The sink: the last stage is blocked for `blocked` of its time.
     Sink {
@@ -380,7 +389,18 @@ impl fmt::Display for Bottleneck {
                 "the source (the first stage waits for input {:.0}% of its time)",
                 percent(*starved)
             ),
-            Bottleneck::Stage { name, busy } => write!(
+            Bottleneck::Stage {
+                name,
+                busy,
+                throttled,
+            } if *throttled > 0.0 => write!(
+                f,
+                "stage `{name}` (its workers are busy {:.0}% and throttled by its rate {:.0}% \
+                 of their time)",
+                percent(*busy),
+                percent(*throttled)
+            ),
+            Bottleneck::Stage { name, busy, .. } => write!(
                 f,
                 "stage `{name}` (its workers are busy {:.0}% of their time)",
                 percent(*busy)
@@ -395,15 +415,17 @@ impl fmt::Display for Bottleneck {
 }
 
 impl StageReport {
-    /// Busy, starved and blocked, each as a share of their sum; `None` before any time was
-    /// measured.
-    fn shares(&self) -> Option<(f64, f64, f64)> {
-        let total = (self.busy + self.starved + self.blocked).as_secs_f64();
+    /// `None` before any time was measured.
+    /// (Busy or throttled, starved, blocked, throttled), each as a share of their sum.
+    fn shares(&self) -> Option<(f64, f64, f64, f64)> {
+        let total = (self.busy + self.throttled + self.starved + self.blocked).as_secs_f64();
+        let share = |time: Duration| time.as_secs_f64() / total;
         (total > 0.0).then(|| {
             (
-                self.busy.as_secs_f64() / total,
-                self.starved.as_secs_f64() / total,
-                self.blocked.as_secs_f64() / total,
+                share(self.busy + self.throttled),
+                share(self.starved),
+                share(self.blocked),
+                share(self.throttled),
             )
         })
     }
@@ -436,12 +458,12 @@ impl Report {
     /// # }
     /// ```
     pub fn bottleneck(&self) -> Option<Bottleneck> {
-        let (index, busy) = self
+        let (index, (busy, _, _, throttled)) = self
             .stages
             .iter()
             .enumerate()
-            .filter_map(|(index, stage)| Some((index, stage.shares()?.0)))
-            .max_by(|a, b| a.1.total_cmp(&b.1))?;
+            .filter_map(|(index, stage)| Some((index, stage.shares()?)))
+            .max_by(|a, b| a.1 .0.total_cmp(&b.1 .0))?;
         let starved = self
             .stages
             .first()
@@ -459,7 +481,8 @@ impl Report {
         } else {
             Bottleneck::Stage {
                 name: self.stages[index].name.clone(),
-                busy,
+                busy: busy - throttled,
+                throttled,
             }
         })
     }
@@ -480,6 +503,7 @@ impl fmt::Display for Report {
             .stages
             .iter()
             .any(|stage| stage.retried + stage.timed_out + stage.skipped + stage.dead_lettered > 0);
+        let throttling = self.stages.iter().any(|stage| !stage.throttled.is_zero());
         write!(
             f,
             "{:<width$} {:>7} {:>10} {:>10} {:>10} {:>7}",
@@ -492,11 +516,11 @@ impl fmt::Display for Report {
                 "retried", "timed out", "skipped", "dead"
             )?;
         }
-        writeln!(
-            f,
-            " {:>10} {:>10} {:>10} {:>6}",
-            "busy", "starved", "blocked", "peak"
-        )?;
+        write!(f, " {:>10} {:>10} {:>10}", "busy", "starved", "blocked")?;
+        if throttling {
+            write!(f, " {:>10}", "throttled")?;
+        }
+        writeln!(f, " {:>6}", "peak")?;
         writeln!(f, "{:<width$} {:>7} {:>10}", "source", "", self.produced)?;
         for stage in &self.stages {
             write!(
@@ -517,14 +541,17 @@ impl fmt::Display for Report {
                 )?;
             }
             let time = |time: Duration| format!("{time:.1?}");
-            writeln!(
+            write!(
                 f,
-                " {:>10} {:>10} {:>10} {:>6}",
+                " {:>10} {:>10} {:>10}",
                 time(stage.busy),
                 time(stage.starved),
                 time(stage.blocked),
-                stage.peak_queue
             )?;
+            if throttling {
+                write!(f, " {:>10}", time(stage.throttled))?;
+            }
+            writeln!(f, " {:>6}", stage.peak_queue)?;
         }
         write!(
             f,
@@ -534,11 +561,11 @@ impl fmt::Display for Report {
         if policies {
             write!(f, " {:>8} {:>9} {:>8} {:>8}", "", "", "", "")?;
         }
-        write!(
-            f,
-            " {:>10} {:>10} {:>10} {:>6}",
-            "", "", "", self.sink_peak_queue
-        )?;
+        write!(f, " {:>10} {:>10} {:>10}", "", "", "")?;
+        if throttling {
+            write!(f, " {:>10}", "")?;
+        }
+        write!(f, " {:>6}", self.sink_peak_queue)?;
         if let Some(failure) = &self.failure {
             write!(f, "\nfailed at {failure}")?;
         }
@@ -625,6 +652,9 @@ pub struct StageReport {
     /// *blocked*, and what it feeds is slower than it. (An ordered stage's wait for room in its
     /// reorder window is neither: the items it waits for are still being worked on.)
     pub blocked: Duration,
+    /// Time the workers waited for their [`rate`](crate::StageOptions::rate) limit, summed over
+    /// workers. A rate-limited stage that is the bottleneck is held back by its limit.
+    pub throttled: Duration,
     /// The size of its input queue: with [`queued`](Self::queued), how full it is.
     pub capacity: usize,
     /// Items dropped unfinished in this stage when the run stopped early: left in its input

@@ -14,6 +14,7 @@ use super::dead_letter::{self, Letter};
 use super::options::StageOptions;
 use super::order::Reorder;
 use super::policy::{DeadLetterSink, Location, RetryPolicy, Timing};
+use super::rate::Limiter;
 use super::report::{StageStats, Tally};
 use super::scope::{Scope, Shared};
 use crate::context::Context;
@@ -152,6 +153,7 @@ pub(crate) fn spawn<T, R: 'static, U, E, F, Fut, K, P, D, Tm>(
         shared: scope.shared.clone(),
         max_take,
         share: options.workers,
+        limiter: options.rate.map(Limiter::new),
         policy: Policy {
             on_error: options.on_error,
             timeout: options.timeout,
@@ -192,6 +194,8 @@ struct Stage<T, U, E, F, P, D> {
     max_take: usize,
     share: usize,
     policy: Policy<P, D>,
+    /// The stage's rate limit, if it has one.
+    limiter: Option<Limiter>,
 }
 
 struct Worker<T, U, E, F, K, P, D> {
@@ -259,10 +263,22 @@ impl<T, U, E, F, K, P, D> Worker<T, U, E, F, K, P, D> {
                 Err(_) => return self.stop(&mut tally),
             };
             let inputs = batch.len();
-            let started = Instant::now();
             if let Some(since) = starved_since {
-                tally.starved += started.saturating_duration_since(since);
+                tally.starved += since.elapsed();
             }
+            if let Some(limiter) = &stage.limiter {
+                // The item is taken first, so that no token is spent once the input has ended.
+                let due = limiter.reserve();
+                let now = Instant::now();
+                if due > now {
+                    if watch.run(tokio::time::sleep_until(due)).await.is_err() {
+                        tally.unfinished += inputs as u64;
+                        return self.stop(&mut tally);
+                    }
+                    tally.throttled += due.saturating_duration_since(now);
+                }
+            }
+            let started = Instant::now();
             let calls = Calls::<T, U, E, F, Fut, K, P, D, Tm>::new(Batch {
                 ctx,
                 watch: &mut watch,

@@ -32,7 +32,9 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::{Expr, Ident};
 
 use super::first_span;
-use super::validate::{Call, Kind, OnError, Pipeline, Sink, SinkKind, Stage, StageOptions};
+use super::validate::{
+    Call, Kind, OnError, Pipeline, RateLimit, RateValue, Sink, SinkKind, Stage, StageOptions,
+};
 use crate::runtime::Runtime;
 
 impl Pipeline {
@@ -227,6 +229,27 @@ impl StageOptions {
                 ("timeout", &self.timeout),
             ],
         );
+        if let Some(RateLimit { rate, burst }) = &self.rate {
+            let mut value = match rate {
+                RateValue::PerUnit {
+                    count,
+                    seconds,
+                    unit,
+                } => {
+                    let at = Span::call_site().located_at(unit.span());
+                    let rate = rt.at(unit.span());
+                    quote_spanned! {at=>
+                        #rate::Rate::new(#count, ::core::time::Duration::from_secs(#seconds))
+                    }
+                }
+                RateValue::Value(expr) => expr.to_token_stream(),
+            };
+            if let Some(burst) = burst {
+                let at = Span::call_site().located_at(first_span(burst));
+                value = quote_spanned!(at=> (#value).burst(#burst));
+            }
+            out.extend(quote!(.rate(#value)));
+        }
         out
     }
 }

@@ -25,7 +25,8 @@ const CHUNK: &str = "expected `chunk(N)` (chunks of at most N items) or \
 const OPTIONS: &str = "`workers = N`, `buffer = N`, `batch = N`, `ordered`, \
                        `reorder_window = N`, `on_error = fail | skip | dead_letter(sink)`, `retry = N`, \
                        `retry_if = <fn>`, `backoff = <Backoff>`, `timeout = <Duration>`, \
-                       `name = \"..\"`, `filter` or `flat`";
+                       `rate = N / s`, `burst = N`, `name = \"..\"`, `filter` or `flat`";
+const RATE: &str = "expected `rate = N / s`, `rate = N / min`, `rate = N / h` or `rate = <Rate>`";
 const ON_ERROR: &str = "expected `on_error = fail` (the first failed item fails the run), \
                         `on_error = skip` (failed items are dropped and counted) or \
                         `on_error = dead_letter(sink)` (failed items go to `sink`)";
@@ -89,6 +90,25 @@ pub(crate) struct StageOptions {
     pub(crate) retry_if: Option<Expr>,
     pub(crate) backoff: Option<Expr>,
     pub(crate) timeout: Option<Expr>,
+    /// `rate = ..` with its `burst`: an expression of a `Rate`.
+    pub(crate) rate: Option<RateLimit>,
+}
+
+/// `rate = N / unit` (the count and the unit's seconds) or `rate = <Rate>`, and `burst = N`.
+pub(crate) struct RateLimit {
+    pub(crate) rate: RateValue,
+    pub(crate) burst: Option<Expr>,
+}
+
+pub(crate) enum RateValue {
+    /// `N / s`, `N / min` or `N / h`: the count and the period in seconds, at the unit.
+    PerUnit {
+        count: Expr,
+        seconds: u64,
+        unit: Ident,
+    },
+    /// A `Rate` written out.
+    Value(Expr),
 }
 
 /// `on_error = fail`, `on_error = skip` or `on_error = dead_letter(sink)`.
@@ -313,6 +333,10 @@ impl Stage {
                 retry_if: options.retry_if,
                 backoff: options.backoff,
                 timeout: options.timeout,
+                rate: options.rate.map(|rate| RateLimit {
+                    rate,
+                    burst: options.burst.map(|(value, _)| value),
+                }),
             },
             span,
             decides_error: false,
@@ -384,6 +408,7 @@ impl StageOptions {
             retry_if: None,
             backoff: None,
             timeout: None,
+            rate: None,
         }
     }
 
@@ -461,6 +486,9 @@ struct StageOptionsBuilder {
     retry_if: Option<Expr>,
     backoff: Option<Expr>,
     timeout: Option<Expr>,
+    rate: Option<RateValue>,
+    /// `burst = N` and its key.
+    burst: Option<(Expr, Path)>,
     /// The kind and the key that chose it.
     kind: Option<(Kind, Path)>,
 }
@@ -537,6 +565,16 @@ impl StageOptionsBuilder {
                     };
                     set(slot, &key, &what, value, errors);
                 }
+                "rate" => {
+                    if let Some(rate) = rate_value(&key, value, errors) {
+                        set(&mut read.rate, &key, &what, rate, errors);
+                    }
+                }
+                "burst" => {
+                    if let Some(value) = count(&key, &ident, value, errors) {
+                        set(&mut read.burst, &key, &what, (value, key.clone()), errors);
+                    }
+                }
                 "filter" | "flat" => {
                     if !flag(&key, &ident, value.as_ref(), errors) {
                         continue;
@@ -568,6 +606,12 @@ impl StageOptionsBuilder {
                 ),
             }
         }
+        if let (None, Some((_, key))) = (&read.rate, &read.burst) {
+            errors.error(
+                key,
+                "`burst` applies to a rate limit: add `rate = N / s` to say which",
+            );
+        }
         if read.retry.is_none() {
             for (option, value) in [("retry_if", &read.retry_if), ("backoff", &read.backoff)] {
                 if let Some(value) = value {
@@ -582,6 +626,51 @@ impl StageOptionsBuilder {
         }
         read
     }
+}
+
+/// The value of `rate`: `N / s`, `N / min` or `N / h` (a literal `N` of at least 1), or any
+/// other expression, taken as a `Rate`.
+fn rate_value(key: &Path, value: Option<Expr>, errors: &mut Errors) -> Option<RateValue> {
+    let Some(value) = value else {
+        errors.error(key, RATE);
+        return None;
+    };
+    let Expr::Binary(binary) = value else {
+        return Some(RateValue::Value(value));
+    };
+    if !matches!(binary.op, syn::BinOp::Div(_)) {
+        return Some(RateValue::Value(Expr::Binary(binary)));
+    }
+    let unit = match &*binary.right {
+        Expr::Path(path) if path.qself.is_none() => path.path.get_ident().cloned(),
+        _ => None,
+    };
+    let seconds = match unit.as_ref().map(Ident::to_string).as_deref() {
+        Some("s") => 1,
+        Some("min") => 60,
+        Some("h") => 3600,
+        _ => {
+            errors.error(&binary.right, RATE);
+            return None;
+        }
+    };
+    if let Expr::Lit(ExprLit {
+        lit: Lit::Int(int), ..
+    }) = &*binary.left
+    {
+        if int.base10_parse::<u32>().ok() == Some(0) {
+            errors.error(
+                int,
+                "a rate of 0 lets no call through: write at least `rate = 1 / h`",
+            );
+            return None;
+        }
+    }
+    Some(RateValue::PerUnit {
+        count: *binary.left,
+        seconds,
+        unit: unit?,
+    })
 }
 
 /// The value of `workers`, `buffer`, `batch` or `reorder_window`: an integer literal of at
