@@ -419,7 +419,7 @@ pub use context_macros::ctx_value;
 ///     progress = CLOSURE;
 ///     drained_by = DRAIN;
 ///     crate = PATH;
-///     from SOURCE                  // or: from stream STREAM
+///     from SOURCE, ..              // SOURCE = ITEMS | stream STREAM; several are merged
 ///     => STAGE [OPTION, ..]        // any number of stages; `[..]` is optional
 ///     => SINK
 /// }
@@ -459,7 +459,9 @@ pub use context_macros::ctx_value;
 /// `from ITEMS` takes any `IntoIterator` whose iterator is `Send + 'static` (as
 /// [`Pipeline::new`]); `from stream STREAM` any `futures_core::Stream` that is
 /// `Send + 'static` (as [`Pipeline::from_stream`]). Either is drained on a task of its own as
-/// the first queue has room.
+/// the first queue has room. Several, separated by commas (`from ids, stream events`), are
+/// merged fairly, one item from each in turn (as [`Pipeline::merge`] with a [`Source`] each),
+/// and the report counts each one's items and end.
 ///
 /// # Stages
 ///
@@ -928,7 +930,7 @@ pub mod __private {
         unreachable!("emitted only next to a compile error")
     }
 
-    pub use context_core::{OnError, Pipeline, Progress, Rate, StageOptions};
+    pub use context_core::{OnError, Pipeline, Progress, Rate, Source, StageOptions};
 
     /// The context of `in <context>;`; the generated call spans the user's expression.
     #[inline]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use futures_core::Stream;
@@ -15,7 +15,7 @@ use super::policy::{DeadLetterSink, RetryPolicy, Timing};
 use super::report::{Progress, StageStats};
 use super::scope::Scope;
 use super::sink::{drive, Absorbing, Collect, Count, Fold, ForEach, TryForEach};
-use super::source::{self, Feed};
+use super::source::{self, Feed, Merged, Source};
 use super::stage::{self, Emit, Filter, Flat, Map};
 use super::stream::{Handoff, PipelineStream};
 use super::with_report::WithReport;
@@ -224,7 +224,7 @@ where
         I::IntoIter: Send + 'static,
     {
         let iter = source.into_iter();
-        Pipeline::fed_by(ctx, move |feed| source::from_iter(feed, iter))
+        Pipeline::fed_by(ctx, 1, move |feed| source::from_iter(feed, iter))
     }
 
     /// A pipeline under `ctx` fed by the items of `stream`, polled on a task of its own as the
@@ -264,11 +264,52 @@ where
     where
         S: Stream<Item = T> + Send + 'static,
     {
-        Pipeline::fed_by(ctx, move |feed| source::from_stream(feed, source))
+        Pipeline::fed_by(ctx, 1, move |feed| source::from_stream(feed, source))
     }
 
-    /// A pipeline whose source task is `source(feed)`, spawned when the pipeline runs.
-    fn fed_by<F, Fut>(ctx: &Context, source: F) -> Pipeline<T, E>
+    /// A pipeline under `ctx` fed by several sources at once, iterators and streams alike.
+    /// One task reads them in turn, an item from each (a stream with nothing ready is
+    /// skipped, an ended one dropped), so none starves another; the run's input ends when
+    /// every source has ended. The [`Report`](crate::Report) counts each source's items and
+    /// says which have ended. Like [`new`](Pipeline::new)'s iterator, an iterator here
+    /// should not block for long: the others wait meanwhile.
+    ///
+    /// ```
+    /// use ctxpipe::{Context, Error, Pipeline, Source};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Error> {
+    /// let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    /// tx.send(100).unwrap();
+    /// drop(tx);
+    /// let events = futures::stream::unfold(rx, |mut rx| async { Some((rx.recv().await?, rx)) });
+    /// let (sum, report) = Pipeline::merge(
+    ///     &Context::background(),
+    ///     [Source::iter(1..=3), Source::stream(events)],
+    /// )
+    /// .with_report()
+    /// .fold(0, |sum, n| sum + n)
+    /// .await;
+    /// assert_eq!(sum?, 106);
+    /// assert_eq!(report.sources.len(), 2);
+    /// assert!(report.sources.iter().all(|source| source.ended));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn merge<I>(ctx: &Context, sources: I) -> Pipeline<T, E>
+    where
+        I: IntoIterator<Item = Source<T>>,
+    {
+        let sources: Vec<_> = sources.into_iter().collect();
+        Pipeline::fed_by(ctx, sources.len(), move |feed| {
+            let merged = Merged::new(sources, &feed.sources);
+            source::from_stream(feed, merged)
+        })
+    }
+
+    /// A pipeline whose source task is `feeder(feed)`, spawned when the pipeline runs, for
+    /// `sources` sources (each counted in the report).
+    fn fed_by<F, Fut>(ctx: &Context, sources: usize, feeder: F) -> Pipeline<T, E>
     where
         F: FnOnce(Feed<T, E>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -279,13 +320,20 @@ where
             parent: ctx.clone(),
             build: Box::new(move |scope, inlet| {
                 let (output, input) = channel(inlet.capacity, inlet.queue);
+                let stats: Vec<_> = (0..sources).map(|_| Arc::default()).collect();
+                counters
+                    .sources
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone_from(&stats);
                 let feed = Feed {
                     ctx: scope.source_context(),
                     output,
-                    counters,
+                    counters: counters.clone(),
+                    sources: stats,
                     shared: scope.shared.clone(),
                 };
-                scope.spawn(source(feed));
+                scope.spawn(feeder(feed));
                 input
             }),
             progress,

@@ -45,6 +45,7 @@ pub use policy::{
     OnError, RetryAll, RetryIf, RetryPolicy, Retrying, Timed, Timing, Untimed,
 };
 pub use rate::Rate;
-pub use report::{Bottleneck, DrainOutcome, Drained, Progress, Report, StageReport};
+pub use report::{Bottleneck, DrainOutcome, Drained, Progress, Report, SourceReport, StageReport};
+pub use source::Source;
 pub use stream::PipelineStream;
 pub use with_report::WithReport;

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -142,10 +142,20 @@ impl StageStats {
     }
 }
 
+/// The counters of one source.
+#[derive(Debug, Default)]
+pub(crate) struct SourceStats {
+    pub(crate) produced: AtomicU64,
+    /// Its input has ended.
+    pub(crate) ended: AtomicBool,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     /// Stages in pipeline order; appended to while the pipeline is being built.
     pub(crate) stages: Mutex<Vec<Arc<StageStats>>>,
+    /// The sources, in the order given; set when the run starts.
+    pub(crate) sources: Mutex<Vec<Arc<SourceStats>>>,
     pub(crate) produced: AtomicU64,
     pub(crate) consumed: AtomicU64,
     pub(crate) sink_errors: AtomicU64,
@@ -237,6 +247,16 @@ impl Progress {
         let stages: Vec<StageReport> = stats.iter().map(|stage| stage.report()).collect();
         let failure = stats.iter().find_map(|stage| stage.failure.get().cloned());
         drop(stats);
+        let sources = counters
+            .sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|source| SourceReport {
+                produced: source.produced.load(Ordering::Relaxed),
+                ended: source.ended.load(Ordering::Relaxed),
+            })
+            .collect();
         let drained = *counters
             .drained
             .lock()
@@ -245,6 +265,7 @@ impl Progress {
         let sink_unfinished = counters.sink_unfinished.load(Ordering::Relaxed)
             + counters.sink_queue.unfinished.load(Ordering::Relaxed);
         Report {
+            sources,
             unfinished: sink_unfinished + stages.iter().map(|stage| stage.unfinished).sum::<u64>(),
             drained,
             produced: counters.produced.load(Ordering::Relaxed),
@@ -312,8 +333,13 @@ impl fmt::Debug for Progress {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Report {
-    /// Items the source has produced (taken from its iterator or stream).
+    /// Items the source has produced (taken from its iterator or stream); with several
+    /// sources, all of them.
     pub produced: u64,
+    /// Each source, in the order given (one unless [`Pipeline::merge`](crate::Pipeline::merge)
+    /// was given several): what it produced and whether its input has ended. Empty before
+    /// the run starts.
+    pub sources: Vec<SourceReport>,
     /// Items the sink has been given.
     pub consumed: u64,
     /// Errors returned by the sink's function ([`Pipeline::try_for_each`](crate::Pipeline::try_for_each)).
@@ -496,7 +522,11 @@ impl fmt::Display for Report {
             .stages
             .iter()
             .map(|stage| stage.name.len())
-            .chain([6])
+            // "source", or "source N" for several.
+            .chain([match self.sources.len() {
+                0 | 1 => 6,
+                n => format!("source {n}").len(),
+            }])
             .max()
             .unwrap_or(6);
         let policies = self
@@ -521,7 +551,16 @@ impl fmt::Display for Report {
             write!(f, " {:>10}", "throttled")?;
         }
         writeln!(f, " {:>6}", "peak")?;
-        writeln!(f, "{:<width$} {:>7} {:>10}", "source", "", self.produced)?;
+        match &self.sources[..] {
+            [_, _, ..] => {
+                for (n, source) in self.sources.iter().enumerate() {
+                    let ended = if source.ended { "  (ended)" } else { "" };
+                    let name = format!("source {}", n + 1);
+                    writeln!(f, "{name:<width$} {:>7} {:>10}{ended}", "", source.produced)?;
+                }
+            }
+            _ => writeln!(f, "{:<width$} {:>7} {:>10}", "source", "", self.produced)?,
+        }
         for stage in &self.stages {
             write!(
                 f,
@@ -588,6 +627,16 @@ impl fmt::Display for Report {
         }
         Ok(())
     }
+}
+
+/// What one source of a pipeline did; part of a [`Report`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SourceReport {
+    /// Items it produced.
+    pub produced: u64,
+    /// Its input has ended (not when it was stopped by a cancel or a drain).
+    pub ended: bool,
 }
 
 /// What one stage did; part of a [`Report`].

@@ -55,10 +55,16 @@ impl Pipeline {
             None => quote_spanned!(ours=> &#rt::Context::background()),
         };
 
-        let source_at = first_span(&self.source.expr);
-        let source = format_ident!("__source", span = ours.located_at(source_at));
-        let source_expr = &self.source.expr;
-        lets.extend(quote_spanned!(ours.located_at(source_at)=> let #source = #source_expr;));
+        // Each source is evaluated once, in order, into a local at its own tokens.
+        let mut sources = Vec::new();
+        for (index, source) in self.sources.iter().enumerate() {
+            let at = first_span(&source.expr);
+            let local = format_ident!("__source_{}", index, span = ours.located_at(at));
+            let expr = &source.expr;
+            lets.extend(quote_spanned!(ours.located_at(at)=> let #local = #expr;));
+            sources.push((local, at, source.stream.is_some()));
+        }
+        let source_at = sources.first().map_or(ours, |(_, at, _)| *at);
 
         let mut args = Vec::new();
         for (index, stage) in self.stages.iter().enumerate() {
@@ -77,14 +83,33 @@ impl Pipeline {
 
         let pipeline = format_ident!("__pipeline", span = ours);
         let error = self.error.as_ref().map(|ty| quote!(::<_, #ty>));
-        let constructor = if self.source.stream.is_some() {
-            quote_spanned!(Span::call_site().located_at(source_at)=> from_stream)
-        } else {
-            quote_spanned!(Span::call_site().located_at(source_at)=> new)
-        };
         let pipeline_type = rt.at(source_at);
-        let mut build = quote_spanned! {Span::call_site().located_at(source_at)=>
-            #pipeline_type::Pipeline #error::#constructor(#parent, #source)
+        let mut build = match &sources[..] {
+            [(source, _, stream)] => {
+                let constructor = if *stream {
+                    quote_spanned!(Span::call_site().located_at(source_at)=> from_stream)
+                } else {
+                    quote_spanned!(Span::call_site().located_at(source_at)=> new)
+                };
+                quote_spanned! {Span::call_site().located_at(source_at)=>
+                    #pipeline_type::Pipeline #error::#constructor(#parent, #source)
+                }
+            }
+            _ => {
+                let merged = sources.iter().map(|(source, at, stream)| {
+                    let at = Span::call_site().located_at(*at);
+                    let kind = if *stream {
+                        quote_spanned!(at=> stream)
+                    } else {
+                        quote_spanned!(at=> iter)
+                    };
+                    let rt = rt.at(at);
+                    quote_spanned!(at=> #rt::Source::#kind(#source))
+                });
+                quote_spanned! {Span::call_site().located_at(source_at)=>
+                    #pipeline_type::Pipeline #error::merge(#parent, [#(#merged),*])
+                }
+            }
         };
         for (stage, locals) in self.stages.iter().zip(&args) {
             build.extend(stage.expand(rt, locals));

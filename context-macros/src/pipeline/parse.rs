@@ -54,8 +54,8 @@ pub(crate) const HEADERS: &str = "`in <context>;`, `error = <type>;`, `on_error 
 pub(crate) struct Body {
     /// `from`, or the first token of the source when `from` is missing (reported).
     pub(crate) from: TokenStream,
-    /// `None` when the source did not parse (reported).
-    pub(crate) source: Option<Source>,
+    /// The sources, several for `from a, b, ..`; `None` when one did not parse (reported).
+    pub(crate) sources: Option<Vec<Source>>,
     pub(crate) steps: Vec<Step>,
 }
 
@@ -262,11 +262,15 @@ impl Body {
             .collect::<Vec<_>>()
             .into_iter();
         let first = pieces.next().unwrap_or_default();
-        let (from, source) = match first.split_first() {
-            Some((from, rest)) if is_ident(from, "from") => {
-                (from.to_token_stream(), Source::parse(from, rest, errors))
-            }
-            Some((token, _)) => (token.to_token_stream(), Source::parse(token, first, errors)),
+        let (from, sources) = match first.split_first() {
+            Some((from, rest)) if is_ident(from, "from") => (
+                from.to_token_stream(),
+                Source::parse_all(from, rest, errors),
+            ),
+            Some((token, _)) => (
+                token.to_token_stream(),
+                Source::parse_all(token, first, errors),
+            ),
             None => (TokenStream::new(), None),
         };
         let mut steps = Vec::new();
@@ -275,14 +279,58 @@ impl Body {
         }
         Body {
             from,
-            source,
+            sources,
             steps,
         }
     }
 }
 
 impl Source {
-    /// The tokens after `from` (`at`, for the error when there are none).
+    /// The tokens after `from` (`at`, for the error when there are none): one source, or
+    /// several separated by top-level commas (`from a, stream b`). Tokens that parse as one
+    /// expression are one source, whatever commas they hold (`HashMap::<K, V>::new()`).
+    fn parse_all(at: &TokenTree, tokens: &[TokenTree], errors: &mut Errors) -> Option<Vec<Source>> {
+        let one = match tokens {
+            [TokenTree::Ident(stream), next, rest @ ..]
+                if stream == "stream" && starts_expr(next) =>
+            {
+                std::iter::once(next).chain(rest).cloned().collect()
+            }
+            _ => tokens.iter().cloned().collect(),
+        };
+        if syn::parse2::<Expr>(one).is_ok() {
+            return Some(vec![Source::parse(at, tokens, errors)?]);
+        }
+        let pieces = split(tokens, |rest| match rest.first() {
+            Some(TokenTree::Punct(punct)) if punct.as_char() == ',' => Some(1),
+            _ => None,
+        });
+        if pieces.len() == 1 {
+            return Some(vec![Source::parse(at, tokens, errors)?]);
+        }
+        let mut sources = Vec::new();
+        let mut failed = false;
+        for (n, piece) in pieces.iter().enumerate() {
+            // Each piece after the first starts with its `,`.
+            let piece = if n == 0 { piece } else { &piece[1..] };
+            if piece.is_empty() {
+                // At the `,` with nothing after it (or `from` itself when the first is empty).
+                errors.error(
+                    pieces[n].first().unwrap_or(at),
+                    "expected a source after `,`: `from a, b` merges the sources `a` and `b`",
+                );
+                failed = true;
+                continue;
+            }
+            match Source::parse(at, piece, errors) {
+                Some(source) => sources.push(source),
+                None => failed = true,
+            }
+        }
+        (!failed).then_some(sources)
+    }
+
+    /// One source: `<items>` or `stream <stream>` (`at`, for the error when there are none).
     fn parse(at: &TokenTree, tokens: &[TokenTree], errors: &mut Errors) -> Option<Source> {
         if tokens.is_empty() {
             errors.error(
@@ -557,8 +605,27 @@ mod tests {
             (quote!(from stream => collect), false),
         ] {
             let text = tokens.to_string();
-            let source = body(tokens).source.expect("a source");
-            assert_eq!(source.stream.is_some(), stream, "{text}");
+            let sources = body(tokens).sources.expect("a source");
+            assert_eq!(sources.len(), 1, "{text}");
+            assert_eq!(sources[0].stream.is_some(), stream, "{text}");
+        }
+    }
+
+    #[test]
+    fn sources_split_at_top_level_commas_unless_they_parse_as_one() {
+        for (tokens, expected) in [
+            (
+                quote!(from a, stream b, [1, 2] => collect),
+                vec![false, true, false],
+            ),
+            (quote!(from HashMap::<K, V>::new() => collect), vec![false]),
+            (quote!(from f(a, b), g(c) => collect), vec![false, false]),
+            (quote!(from stream s => collect), vec![true]),
+        ] {
+            let text = tokens.to_string();
+            let sources = body(tokens).sources.expect("sources");
+            let streams: Vec<_> = sources.iter().map(|s| s.stream.is_some()).collect();
+            assert_eq!(streams, expected, "{text}");
         }
     }
 
@@ -603,7 +670,7 @@ mod tests {
             ["expected `=>` between the steps of a pipeline, found `->`"; 2]
         );
         let read = input.body.expect("a body");
-        assert!(read.source.is_some());
+        assert!(read.sources.is_some());
         assert_eq!(read.steps.len(), 3, "the closure keeps its return type");
         assert!(read.steps.iter().all(|step| step.expr.is_some()));
 

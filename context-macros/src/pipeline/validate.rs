@@ -44,7 +44,8 @@ pub(crate) struct Pipeline {
     pub(crate) drained_by: Option<Expr>,
     /// `report;`: the sink returns `(result, report)`.
     pub(crate) report: bool,
-    pub(crate) source: Source,
+    /// One or more (`from a, b`: merged).
+    pub(crate) sources: Vec<Source>,
     pub(crate) stages: Vec<Stage>,
     pub(crate) sink: Sink,
 }
@@ -170,7 +171,7 @@ impl Pipeline {
         }
         let Some(Body {
             from,
-            source,
+            sources,
             steps,
         }) = input.body
         else {
@@ -217,7 +218,7 @@ impl Pipeline {
             Some(step) => Sink::validate(step, errors),
             None => {
                 let mut at = from;
-                if let Some(source) = &source {
+                for source in sources.iter().flatten() {
                     source.expr.to_tokens(&mut at);
                 }
                 errors.error(
@@ -248,7 +249,7 @@ impl Pipeline {
             progress,
             drained_by,
             report: report.is_some(),
-            source: source?,
+            sources: sources?,
             stages,
             sink: sink?,
         })
