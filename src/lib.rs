@@ -427,6 +427,7 @@ pub use context_macros::ctx_value;
 /// STAGE  = PATH | PATH(ARG, ..) | |ctx, item| async move { .. }
 ///        | chunk(N) | chunk(N, within = DURATION)     // no options
 /// OPTION = workers = N | buffer = N | batch = N | ordered | reorder_window = N
+///        | ordered_by = |item: &T| KEY
 ///        | on_error = POLICY | retry = N | retry_if = CLOSURE | backoff = BACKOFF
 ///        | timeout = DURATION | rate = N / UNIT | rate = RATE | burst = N
 ///        | name = NAME | filter | flat
@@ -508,6 +509,7 @@ pub use context_macros::ctx_value;
 /// | `retry_if = CLOSURE` | every error | `\|err: &E\| -> bool`: which errors are retried (with `retry`) |
 /// | `backoff = BACKOFF` | [`Backoff::default`] | the waits between attempts, a [`Backoff`] (with `retry`) |
 /// | `timeout = DURATION` | none | each call runs under a context that ends this long after it starts; a call past it fails with `DeadlineExceeded` ([`StageOptions::timeout`]) |
+/// | `ordered_by = \|item: &T\| key` | off | the items with the same key leave in input order, while different keys run on different workers at once ([`StageOptions::ordered_by`]); not with `ordered`, which keeps every order |
 /// | `rate = N / s` (or `/ min`, `/ h`), `rate = RATE` | none | calls start at most `N` per second (minute, hour), evenly spaced and shared by the workers; the wait is a checkpoint, reported as `throttled` ([`StageOptions::rate`], [`Rate`]) |
 /// | `burst = N` | 1 | with `rate`: up to `N` calls start at once after a pause ([`Rate::burst`]) |
 /// | `name = NAME` | the function's name; `"stage N"` for the `N`th stage if a closure | the stage's name in the [`Report`] (a string literal, or an expression of a type that converts into `Cow<'static, str>`) |

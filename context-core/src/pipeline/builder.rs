@@ -10,6 +10,7 @@ use futures_core::Stream;
 use super::channel::{channel, QueueStats, Receiver};
 use super::chunk::{self, Chunking};
 use super::drain::Drain;
+use super::keyed::Keying;
 use super::options::{StageOptions, DEFAULT_BUFFER};
 use super::policy::{DeadLetterSink, RetryPolicy, Timing};
 use super::report::{Progress, StageStats};
@@ -360,20 +361,21 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    pub fn map<U, F, Fut, P, D, Tm>(
+    pub fn map<U, F, Fut, P, D, Tm, Ky>(
         self,
-        options: impl Into<StageOptions<P, D, Tm>>,
+        options: impl Into<StageOptions<P, D, Tm, Ky>>,
         f: F,
     ) -> Pipeline<U, E>
     where
         P: RetryPolicy<T, E>,
         D: DeadLetterSink<T, E>,
         Tm: Timing,
+        Ky: Keying<T>,
         U: Send + 'static,
         F: Fn(Context, T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<U, E>> + Send + 'static,
     {
-        self.stage::<U, U, F, Fut, Map, P, D, Tm>(options.into(), f)
+        self.stage::<U, U, F, Fut, Map, P, D, Tm, Ky>(options.into(), f)
     }
 
     /// Adds a stage that keeps or drops each item: `f(ctx, item)` returns
@@ -393,20 +395,21 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    pub fn filter_map<U, F, Fut, P, D, Tm>(
+    pub fn filter_map<U, F, Fut, P, D, Tm, Ky>(
         self,
-        options: impl Into<StageOptions<P, D, Tm>>,
+        options: impl Into<StageOptions<P, D, Tm, Ky>>,
         f: F,
     ) -> Pipeline<U, E>
     where
         P: RetryPolicy<T, E>,
         D: DeadLetterSink<T, E>,
         Tm: Timing,
+        Ky: Keying<T>,
         U: Send + 'static,
         F: Fn(Context, T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Option<U>, E>> + Send + 'static,
     {
-        self.stage::<Option<U>, U, F, Fut, Filter, P, D, Tm>(options.into(), f)
+        self.stage::<Option<U>, U, F, Fut, Filter, P, D, Tm, Ky>(options.into(), f)
     }
 
     /// Adds a stage that expands each item into any number of outputs: `f(ctx, item)` returns
@@ -431,32 +434,34 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    pub fn flat_map<I, F, Fut, P, D, Tm>(
+    pub fn flat_map<I, F, Fut, P, D, Tm, Ky>(
         self,
-        options: impl Into<StageOptions<P, D, Tm>>,
+        options: impl Into<StageOptions<P, D, Tm, Ky>>,
         f: F,
     ) -> Pipeline<I::Item, E>
     where
         P: RetryPolicy<T, E>,
         D: DeadLetterSink<T, E>,
         Tm: Timing,
+        Ky: Keying<T>,
         I: IntoIterator + 'static,
         I::Item: Send + 'static,
         F: Fn(Context, T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<I, E>> + Send + 'static,
     {
-        self.stage::<I, I::Item, F, Fut, Flat, P, D, Tm>(options.into(), f)
+        self.stage::<I, I::Item, F, Fut, Flat, P, D, Tm, Ky>(options.into(), f)
     }
 
-    fn stage<R: 'static, U, F, Fut, K, P, D, Tm>(
+    fn stage<R: 'static, U, F, Fut, K, P, D, Tm, Ky>(
         self,
-        options: StageOptions<P, D, Tm>,
+        options: StageOptions<P, D, Tm, Ky>,
         f: F,
     ) -> Pipeline<U, E>
     where
         P: RetryPolicy<T, E>,
         D: DeadLetterSink<T, E>,
         Tm: Timing,
+        Ky: Keying<T>,
         U: Send + 'static,
         F: Fn(Context, T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
@@ -481,7 +486,7 @@ where
                     },
                 );
                 let (output, next) = channel(inlet.capacity, inlet.queue);
-                stage::spawn::<T, R, U, E, F, Fut, K, P, D, Tm>(
+                stage::spawn::<T, R, U, E, F, Fut, K, P, D, Tm, Ky>(
                     scope, options, input, output, f, stats,
                 );
                 next

@@ -11,6 +11,7 @@
 //! - `drain.rs`: [`Drain`], the graceful stop, and what it does to each run;
 //! - `dead_letter.rs`: the task that hands failed items to a stage's dead-letter sink;
 //! - `order.rs`: the reorder window of ordered stages;
+//! - `keyed.rs`: keyed order, a lane per worker and the router that fills them;
 //! - `policy.rs`: what a stage does about failed calls: [`OnError`], retries, [`Backoff`];
 //! - `rate.rs`: [`Rate`], a stage's rate limit, and the token bucket its workers share;
 //! - `sink.rs`: the sinks, and the loop that drives a run from the caller's future;
@@ -25,6 +26,7 @@ mod channel;
 mod chunk;
 mod dead_letter;
 mod drain;
+mod keyed;
 mod options;
 mod order;
 mod policy;
@@ -39,6 +41,7 @@ mod with_report;
 
 pub use builder::Pipeline;
 pub use drain::{Drain, DrainTimeout};
+pub use keyed::{KeyHash, Keying, OrderedBy, Unkeyed};
 pub use options::{StageOptions, DEFAULT_BATCH, DEFAULT_BUFFER};
 pub use policy::{
     Backoff, BoxedSink, DeadLetter, DeadLetterSink, ItemError, Location, NoDeadLetter, NoRetry,

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+use super::keyed::{OrderedBy, Unkeyed};
 use super::policy::{
     Backoff, DeadLetter, NoDeadLetter, NoRetry, OnError, RetryIf, Retrying, Timed, Untimed,
 };
@@ -43,6 +44,7 @@ pub const DEFAULT_BATCH: usize = 128;
 /// | [`retry_if(pred)`](StageOptions::retry_if) | every error | which errors are retried |
 /// | [`backoff(b)`](StageOptions::backoff) | [`Backoff::default`] | the waits between attempts |
 /// | [`timeout(d)`](StageOptions::timeout) | none | each call runs under a context that ends `d` after it starts |
+/// | [`ordered_by(key)`](StageOptions::ordered_by) | off | items with the same key leave in input order; different keys run in parallel |
 /// | [`rate(r)`](StageOptions::rate) | none | calls start at most at [`Rate`] `r`, shared by the workers |
 ///
 /// A worker takes at most `min(batch, ⌈queued / workers⌉)` items at once, so idle workers
@@ -62,7 +64,7 @@ pub const DEFAULT_BATCH: usize = 128;
 /// assert_eq!(parse.name(), "parse");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StageOptions<R = NoRetry, D = NoDeadLetter, Tm = Untimed> {
+pub struct StageOptions<R = NoRetry, D = NoDeadLetter, Tm = Untimed, Ky = Unkeyed> {
     pub(crate) name: Cow<'static, str>,
     pub(crate) workers: usize,
     pub(crate) buffer: usize,
@@ -76,6 +78,7 @@ pub struct StageOptions<R = NoRetry, D = NoDeadLetter, Tm = Untimed> {
     pub(crate) retry: R,
     pub(crate) dead_letter: D,
     pub(crate) timing: Tm,
+    pub(crate) keying: Ky,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,11 +106,12 @@ impl StageOptions {
             retry: NoRetry,
             dead_letter: NoDeadLetter,
             timing: Untimed,
+            keying: Unkeyed,
         }
     }
 }
 
-impl<R, D, Tm> StageOptions<R, D, Tm> {
+impl<R, D, Tm, Ky> StageOptions<R, D, Tm, Ky> {
     /// Runs `n` workers (at least one): up to `n` calls of the stage function at once, each
     /// worker a tokio task, so a CPU-bound stage with one worker per core keeps every core busy
     /// and an IO-bound stage overlaps `n` waits.
@@ -172,8 +176,8 @@ impl<R, D, Tm> StageOptions<R, D, Tm> {
     ///
     /// Each call then gets a context of its own rather than the worker's: one allocation per
     /// call, and a timer while the call is pending.
-    pub fn timeout(self, limit: Duration) -> StageOptions<R, D, Timed> {
-        let mut options = self.rebuild(|retry| retry, |sink| sink, |_| Timed);
+    pub fn timeout(self, limit: Duration) -> StageOptions<R, D, Timed, Ky> {
+        let mut options = self.rebuild(|retry| retry, |sink| sink, |_| Timed, |key| key);
         options.timeout = Some(limit);
         options
     }
@@ -220,22 +224,71 @@ impl<R, D, Tm> StageOptions<R, D, Tm> {
     /// assert_eq!(report.stage("flaky").unwrap().retried, 2);
     /// # }
     /// ```
-    pub fn retry(self, n: u32) -> StageOptions<R::On, D, Tm>
+    pub fn retry(self, n: u32) -> StageOptions<R::On, D, Tm, Ky>
     where
         R: Retrying,
     {
-        let mut options = self.rebuild(|retry| retry.on(), |sink| sink, |timing| timing);
+        let mut options = self.rebuild(|retry| retry.on(), |sink| sink, |timing| timing, |key| key);
         options.retries = n;
         options
     }
 
     /// Retries only the errors `retryable` accepts (with [`retry`](StageOptions::retry), which
     /// says how many times).
-    pub fn retry_if<E, P>(self, retryable: P) -> StageOptions<RetryIf<P>, D, Tm>
+    pub fn retry_if<E, P>(self, retryable: P) -> StageOptions<RetryIf<P>, D, Tm, Ky>
     where
         P: Fn(&E) -> bool + Send + Sync + 'static,
     {
-        self.rebuild(|_| RetryIf(retryable), |sink| sink, |timing| timing)
+        self.rebuild(
+            |_| RetryIf(retryable),
+            |sink| sink,
+            |timing| timing,
+            |key| key,
+        )
+    }
+
+    /// Keeps the order of the items that share a key, while items of different keys run on
+    /// different workers at once: each worker owns a lane, and each item goes to the lane of
+    /// its key's hash, so one key's items are worked on one after another, in input order
+    /// (per-key order, as Kafka's parallel consumers keep it). Different keys that share a
+    /// lane wait for each other. Give the item's type in the closure (`|order: &Order| ..`);
+    /// it returns the key by value (an id, or a clone of a string).
+    ///
+    /// Full input order ([`ordered`](StageOptions::ordered)) keeps per-key order too, and
+    /// takes precedence when both are set. In a keyed stage, an item's number (in
+    /// [`ItemError`](crate::ItemError)s and the report) counts within its lane.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctxpipe::{Context, Error, Pipeline, StageOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Error> {
+    /// // (user id, event number)
+    /// let events = [(7, 1), (9, 1), (7, 2), (9, 2), (7, 3)];
+    /// let applied = Pipeline::new(&Context::background(), events)
+    ///     .map(
+    ///         StageOptions::new("apply").workers(4).ordered_by(|event: &(u32, u64)| event.0),
+    ///         |_ctx, (user, n)| async move {
+    ///             // Later events of a user are quicker: their order still holds.
+    ///             tokio::time::sleep(Duration::from_millis(10 / n)).await;
+    ///             Ok((user, n))
+    ///         },
+    ///     )
+    ///     .collect()
+    ///     .await?;
+    /// let user_7: Vec<_> = applied.iter().filter(|e| e.0 == 7).map(|e| e.1).collect();
+    /// assert_eq!(user_7, [1, 2, 3]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ordered_by<F>(self, key: F) -> StageOptions<R, D, Tm, OrderedBy<F>> {
+        self.rebuild(
+            |retry| retry,
+            |sink| sink,
+            |timing| timing,
+            |_| OrderedBy(key),
+        )
     }
 
     /// The waits between attempts of a retrying stage: [`Backoff::default`] unless given.
@@ -276,13 +329,14 @@ impl<R, D, Tm> StageOptions<R, D, Tm> {
         self
     }
 
-    /// These options with their retry kind, dead-letter sink and timing replaced.
-    fn rebuild<Q, S, Ti>(
+    /// These options with their retry kind, dead-letter sink, timing and keying replaced.
+    fn rebuild<Q, S, Ti, K>(
         self,
         retry: impl FnOnce(R) -> Q,
         dead_letter: impl FnOnce(D) -> S,
         timing: impl FnOnce(Tm) -> Ti,
-    ) -> StageOptions<Q, S, Ti> {
+        keying: impl FnOnce(Ky) -> K,
+    ) -> StageOptions<Q, S, Ti, K> {
         StageOptions {
             name: self.name,
             workers: self.workers,
@@ -297,6 +351,7 @@ impl<R, D, Tm> StageOptions<R, D, Tm> {
             retry: retry(self.retry),
             dead_letter: dead_letter(self.dead_letter),
             timing: timing(self.timing),
+            keying: keying(self.keying),
         }
     }
 
@@ -342,8 +397,13 @@ impl<R, D, Tm> StageOptions<R, D, Tm> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn dead_letter<S>(self, sink: S) -> StageOptions<R, DeadLetter<S>, Tm> {
-        self.rebuild(|retry| retry, |_| DeadLetter(sink), |timing| timing)
+    pub fn dead_letter<S>(self, sink: S) -> StageOptions<R, DeadLetter<S>, Tm, Ky> {
+        self.rebuild(
+            |retry| retry,
+            |_| DeadLetter(sink),
+            |timing| timing,
+            |key| key,
+        )
     }
 
     /// How many attempts an item gets.

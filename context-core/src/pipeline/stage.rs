@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::calls::{Batch, Calls, Outcome, Policy};
 use super::channel::{Receiver, Sender};
 use super::dead_letter::{self, Letter};
+use super::keyed::{self, Keying};
 use super::options::StageOptions;
 use super::order::Reorder;
 use super::policy::{DeadLetterSink, Location, RetryPolicy, Timing};
@@ -116,9 +117,9 @@ enum Outlet<U> {
 }
 
 /// Spawns the workers of one stage, reading `input` and writing `output`.
-pub(crate) fn spawn<T, R: 'static, U, E, F, Fut, K, P, D, Tm>(
+pub(crate) fn spawn<T, R: 'static, U, E, F, Fut, K, P, D, Tm, Ky>(
     scope: &mut Scope<E>,
-    options: StageOptions<P, D, Tm>,
+    options: StageOptions<P, D, Tm, Ky>,
     input: Receiver<T>,
     output: Sender<U>,
     f: F,
@@ -133,26 +134,39 @@ pub(crate) fn spawn<T, R: 'static, U, E, F, Fut, K, P, D, Tm>(
     P: RetryPolicy<T, E>,
     D: DeadLetterSink<T, E>,
     Tm: Timing,
+    Ky: Keying<T>,
 {
-    let outlet = match options.window() {
+    let window = options.window();
+    let workers = options.workers;
+    let max_take = options.take();
+    let attempts = options.attempts();
+    // Keyed: a lane per worker, unless full order (which keeps per-key order too) or a single
+    // worker (which keeps every order) makes lanes pointless.
+    let lanes = match options.keying.into_hash() {
+        Some(hash) if window.is_none() && workers > 1 => Some(keyed::spawn_router(
+            scope,
+            input.clone(),
+            hash,
+            workers,
+            max_take,
+        )),
+        _ => None,
+    };
+    let outlet = match window {
         Some(window) => Outlet::Ordered(Reorder::new(window, output, stats.clone())),
         None => Outlet::Direct(output),
     };
-    let max_take = options.take();
-    let attempts = options.attempts();
     let dead_letters = options
         .dead_letter
         .into_sink()
         .map(|sink| dead_letter::spawn(scope, sink, options.buffer, stats.clone()));
     let stage = Arc::new(Stage {
-        input,
         outlet,
         dead_letters,
         f,
         stats,
         shared: scope.shared.clone(),
         max_take,
-        share: options.workers,
         limiter: options.rate.map(Limiter::new),
         policy: Policy {
             on_error: options.on_error,
@@ -163,14 +177,21 @@ pub(crate) fn spawn<T, R: 'static, U, E, F, Fut, K, P, D, Tm>(
             dead_letter: PhantomData,
         },
     });
-    let workers = options.workers;
+    let mut lanes = lanes.map(Vec::into_iter);
     let mut ctx = scope.step_context();
     for n in 0..workers {
         if n > 0 && n % workers_per_context(workers) == 0 {
             ctx = scope.step_context();
         }
+        // Each worker reads its own lane, or its share of the stage's queue.
+        let (input, share) = match lanes.as_mut().and_then(Iterator::next) {
+            Some(lane) => (lane, 1),
+            None => (input.clone(), workers),
+        };
         let worker = Worker::<T, U, E, F, K, P, D> {
             ctx: ctx.clone(),
+            input,
+            share,
             stage: stage.clone(),
             kind: PhantomData,
         };
@@ -180,10 +201,8 @@ pub(crate) fn spawn<T, R: 'static, U, E, F, Fut, K, P, D, Tm>(
 
 /// What a stage's workers share. One reference count per worker, so that thousands of workers
 /// ending at once (a cancel) touch one shared counter each rather than one per field. The
-/// input and output channels see the stage's workers as one receiver and one sender, which
-/// go away with the last worker.
+/// output channel sees the stage's workers as one sender, which goes away with the last one.
 struct Stage<T, U, E, F, P, D> {
-    input: Receiver<T>,
     outlet: Outlet<U>,
     /// Where failed items go, with a dead-letter sink.
     dead_letters: Option<Sender<Letter<T, E>>>,
@@ -192,7 +211,6 @@ struct Stage<T, U, E, F, P, D> {
     shared: Arc<Shared<E>>,
     /// The most items taken at once: `min(batch, ⌈buffer / workers⌉)`.
     max_take: usize,
-    share: usize,
     policy: Policy<P, D>,
     /// The stage's rate limit, if it has one.
     limiter: Option<Limiter>,
@@ -202,6 +220,10 @@ struct Worker<T, U, E, F, K, P, D> {
     /// A child of the pipeline's context, this worker's own or shared with a few others (see
     /// [`workers_per_context`]).
     ctx: Context,
+    /// The stage's queue, shared with the other workers, or this worker's lane (keyed order).
+    input: Receiver<T>,
+    /// How many workers read `input`: they split what is queued.
+    share: usize,
     stage: Arc<Stage<T, U, E, F, P, D>>,
     kind: PhantomData<fn() -> K>,
 }
@@ -241,12 +263,12 @@ impl<T, U, E, F, K, P, D> Worker<T, U, E, F, K, P, D> {
             // The clock is read for a wait only when there is one: a busy pipeline's queues
             // have items and room, and pays nothing for the starved and blocked times.
             let mut starved_since = None;
-            let received = match stage.input.try_recv(&mut batch, max, stage.share) {
+            let received = match self.input.try_recv(&mut batch, max, self.share) {
                 Some(first) => Ok(first),
                 None => {
                     starved_since = Some(Instant::now());
                     watch
-                        .run(stage.input.recv(&mut batch, max, stage.share))
+                        .run(self.input.recv(&mut batch, max, self.share))
                         .await
                 }
             };

@@ -230,6 +230,10 @@ impl StageOptions {
         if self.ordered {
             out.extend(quote_spanned!(at=> .ordered()));
         }
+        if let Some(key) = &self.ordered_by {
+            let at = Span::call_site().located_at(first_span(key));
+            out.extend(quote_spanned!(at=> .ordered_by(#key)));
+        }
         match &self.on_error {
             Some(OnError::Policy { skip, span }) => {
                 let at = Span::call_site().located_at(*span);

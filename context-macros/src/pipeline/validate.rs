@@ -25,7 +25,8 @@ const CHUNK: &str = "expected `chunk(N)` (chunks of at most N items) or \
 const OPTIONS: &str = "`workers = N`, `buffer = N`, `batch = N`, `ordered`, \
                        `reorder_window = N`, `on_error = fail | skip | dead_letter(sink)`, `retry = N`, \
                        `retry_if = <fn>`, `backoff = <Backoff>`, `timeout = <Duration>`, \
-                       `rate = N / s`, `burst = N`, `name = \"..\"`, `filter` or `flat`";
+                       `ordered_by = |item: &T| key`, `rate = N / s`, `burst = N`, \
+                       `name = \"..\"`, `filter` or `flat`";
 const RATE: &str = "expected `rate = N / s`, `rate = N / min`, `rate = N / h` or `rate = <Rate>`";
 const ON_ERROR: &str = "expected `on_error = fail` (the first failed item fails the run), \
                         `on_error = skip` (failed items are dropped and counted) or \
@@ -93,6 +94,8 @@ pub(crate) struct StageOptions {
     pub(crate) timeout: Option<Expr>,
     /// `rate = ..` with its `burst`: an expression of a `Rate`.
     pub(crate) rate: Option<RateLimit>,
+    /// `ordered_by = <key fn>`.
+    pub(crate) ordered_by: Option<Expr>,
 }
 
 /// `rate = N / unit` (the count and the unit's seconds) or `rate = <Rate>`, and `burst = N`.
@@ -338,6 +341,7 @@ impl Stage {
                     rate,
                     burst: options.burst.map(|(value, _)| value),
                 }),
+                ordered_by: options.ordered_by.map(|(value, _)| value),
             },
             span,
             decides_error: false,
@@ -410,6 +414,7 @@ impl StageOptions {
             backoff: None,
             timeout: None,
             rate: None,
+            ordered_by: None,
         }
     }
 
@@ -488,6 +493,8 @@ struct StageOptionsBuilder {
     backoff: Option<Expr>,
     timeout: Option<Expr>,
     rate: Option<RateValue>,
+    /// `ordered_by = ..` and its key.
+    ordered_by: Option<(Expr, Path)>,
     /// `burst = N` and its key.
     burst: Option<(Expr, Path)>,
     /// The kind and the key that chose it.
@@ -566,6 +573,19 @@ impl StageOptionsBuilder {
                     };
                     set(slot, &key, &what, value, errors);
                 }
+                "ordered_by" => {
+                    let Some(value) = value else {
+                        errors.error(&key, "expected `ordered_by = |item: &T| key`");
+                        continue;
+                    };
+                    set(
+                        &mut read.ordered_by,
+                        &key,
+                        &what,
+                        (value, key.clone()),
+                        errors,
+                    );
+                }
                 "rate" => {
                     if let Some(rate) = rate_value(&key, value, errors) {
                         set(&mut read.rate, &key, &what, rate, errors);
@@ -606,6 +626,14 @@ impl StageOptionsBuilder {
                     format_args!("unknown option `{ident}`: expected {OPTIONS}"),
                 ),
             }
+        }
+        if let (Some(_), Some((_, key))) = (&read.ordered, &read.ordered_by) {
+            errors.error(
+                key,
+                "`ordered_by` conflicts with `ordered`: `ordered` keeps the order of every item, \
+                 which keeps each key's order too; keep `ordered_by` to let different keys \
+                 pass each other",
+            );
         }
         if let (None, Some((_, key))) = (&read.rate, &read.burst) {
             errors.error(
