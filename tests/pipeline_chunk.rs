@@ -9,11 +9,8 @@ use ctxpipe::{Context, Drain, Error, Pipeline, StageOptions};
 use tokio::sync::mpsc;
 use tokio::time::{sleep, Instant};
 
-fn alive() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
+mod support;
+use support::alive;
 
 /// A stream of what the test sends, ending when the sender is dropped.
 struct Fed(mpsc::UnboundedReceiver<u32>);

@@ -1,7 +1,6 @@
 //! Graceful stop: a drain stops the source, lets what it took finish within the budget, and
 //! cancels the rest with a cause that says so. On paused time, so every duration is exact.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,54 +13,8 @@ use ctxpipe::{
 };
 use tokio::time::{sleep, Instant};
 
-fn alive() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
-
-/// Records every drop of every [`Item`], by number.
-#[derive(Clone, Debug, Default)]
-struct Drops(Arc<Mutex<HashMap<u64, u32>>>);
-
-impl Drops {
-    fn item(&self, n: u64) -> Item {
-        Item {
-            n,
-            drops: self.clone(),
-        }
-    }
-
-    /// Every item of `0..n` was dropped exactly once, and no other.
-    fn assert_each_dropped_once(&self, n: u64) {
-        let drops = self.0.lock().unwrap();
-        for item in 0..n {
-            assert_eq!(drops.get(&item), Some(&1), "drops of item {item}");
-        }
-        assert_eq!(drops.len() as u64, n, "items dropped");
-    }
-}
-
-#[derive(Debug)]
-struct Item {
-    n: u64,
-    drops: Drops,
-}
-
-impl Drop for Item {
-    fn drop(&mut self) {
-        *self.drops.0.lock().unwrap().entry(self.n).or_default() += 1;
-    }
-}
-
-/// An endless source of numbered items that counts what it was asked for.
-fn endless(drops: &Drops, taken: &Arc<AtomicU64>) -> impl Iterator<Item = Item> + Send {
-    let (drops, taken) = (drops.clone(), taken.clone());
-    (0..).map(move |n| {
-        taken.fetch_add(1, Ordering::Relaxed);
-        drops.item(n)
-    })
-}
+mod support;
+use support::{alive, endless, Drops, Item};
 
 /// A stage of `workers` workers that takes `each` per item.
 fn slow(workers: usize) -> StageOptions {

@@ -1,7 +1,6 @@
 //! What a stage does about failed calls: its error policy, its retries under the deadline and
 //! its per-item timeout — with exact counts, and no item lost or dropped twice.
 
-use std::collections::HashMap;
 use std::future::pending;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,11 +8,8 @@ use std::time::Duration;
 use ctxpipe::{Backoff, Context, Error, ItemError, Location, OnError, Pipeline, StageOptions};
 use tokio::time::{sleep, Instant};
 
-fn alive() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
+mod support;
+use support::{alive, Drops, Item, CLONED};
 
 #[derive(Clone, Debug, PartialEq)]
 enum Failure {
@@ -27,43 +23,6 @@ enum Failure {
 impl From<Error> for Failure {
     fn from(err: Error) -> Self {
         Failure::Context(err)
-    }
-}
-
-/// Records every drop of every [`Item`], by number.
-#[derive(Clone, Debug, Default)]
-struct Drops(Arc<Mutex<HashMap<u64, u32>>>);
-
-impl Drops {
-    fn item(&self, n: u64) -> Item {
-        Item {
-            n,
-            drops: self.clone(),
-        }
-    }
-
-    /// Every item of `0..n` was dropped exactly once (copies, numbered from [`CLONED`], are
-    /// counted apart).
-    fn assert_each_dropped_once(&self, n: u64) {
-        let drops = self.0.lock().unwrap();
-        for item in 0..n {
-            assert_eq!(drops.get(&item), Some(&1), "drops of item {item}");
-        }
-        let originals = drops.keys().filter(|&&item| item < CLONED).count();
-        assert_eq!(originals as u64, n);
-    }
-}
-
-/// An item whose drop is recorded.
-#[derive(Debug)]
-struct Item {
-    n: u64,
-    drops: Drops,
-}
-
-impl Drop for Item {
-    fn drop(&mut self) {
-        *self.drops.0.lock().unwrap().entry(self.n).or_default() += 1;
     }
 }
 
@@ -489,19 +448,6 @@ fn letter_box(
         std::future::ready(Ok(()))
     }
 }
-
-impl Clone for Item {
-    fn clone(&self) -> Self {
-        // A copy counts as an item of its own: the test's drop counts see only originals.
-        Item {
-            n: self.n + CLONED,
-            drops: self.drops.clone(),
-        }
-    }
-}
-
-/// Added to an item's number in its copies.
-const CLONED: u64 = 1 << 32;
 
 #[tokio::test(start_paused = true)]
 async fn dead_letters_ordered_or_not_with_one_or_many_workers() {

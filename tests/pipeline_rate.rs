@@ -6,11 +6,8 @@ use std::time::Duration;
 use ctxpipe::{pipeline, Context, Error, Pipeline, Rate, StageOptions};
 use tokio::time::{sleep, Instant};
 
-fn alive() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
+mod support;
+use support::alive;
 
 /// Runs 1000 items through a stage of `workers` limited to `rate`, returning the time taken
 /// and the start time of each call, relative to the first.

@@ -1,59 +1,17 @@
 //! A pipeline's output as a `Stream`: items in order then the error, backpressure from a slow
 //! reader, and nothing left running when the stream is dropped.
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ctxpipe::{pipeline, Context, Error, Pipeline, StageOptions};
 use futures::{FutureExt, StreamExt};
 use tokio::time::sleep;
 
-fn alive() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
-
-/// Records every drop of every [`Item`], by number.
-#[derive(Clone, Debug, Default)]
-struct Drops(Arc<Mutex<HashMap<u64, u32>>>);
-
-impl Drops {
-    fn assert_each_dropped_once(&self, n: u64) {
-        let drops = self.0.lock().unwrap();
-        for item in 0..n {
-            assert_eq!(drops.get(&item), Some(&1), "drops of item {item}");
-        }
-        assert_eq!(drops.len() as u64, n, "items dropped");
-    }
-}
-
-#[derive(Debug)]
-struct Item {
-    n: u64,
-    drops: Drops,
-}
-
-impl Drop for Item {
-    fn drop(&mut self) {
-        *self.drops.0.lock().unwrap().entry(self.n).or_default() += 1;
-    }
-}
-
-/// An endless source that counts what it was asked for.
-fn endless(drops: &Drops, taken: &Arc<AtomicU64>) -> impl Iterator<Item = Item> + Send {
-    let (drops, taken) = (drops.clone(), taken.clone());
-    (0..).map(move |n| {
-        taken.fetch_add(1, Ordering::Relaxed);
-        Item {
-            n,
-            drops: drops.clone(),
-        }
-    })
-}
+mod support;
+use support::{alive, endless, Drops, Item};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_come_in_order_then_the_error_then_the_end() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_core::Stream;
 
-use super::channel::{channel, QueueStats, Receiver};
+use super::channel::{channel, QueueStats, Receiver, Sender};
 use super::chunk::{self, Chunking};
 use super::drain::Drain;
 use super::keyed::Keying;
@@ -472,27 +472,46 @@ where
             options.workers,
             options.buffer,
         ));
+        let buffer = options.buffer;
+        self.step(stats, buffer, buffer, move |scope, input, output, stats| {
+            stage::spawn::<T, R, U, E, F, Fut, K, P, D, Tm, Ky>(
+                scope, options, input, output, f, stats,
+            );
+        })
+    }
+
+    /// Adds a step, counted in `stats`, whose input queue holds `buffer` items: `spawn`
+    /// spawns its tasks when the pipeline runs, reading that queue and writing the next step's.
+    /// Without a later stage, the sink's queue holds `sink_buffer` items.
+    fn step<U, S>(
+        self,
+        stats: Arc<StageStats>,
+        buffer: usize,
+        sink_buffer: usize,
+        spawn: S,
+    ) -> Pipeline<U, E>
+    where
+        S: FnOnce(&mut Scope<E>, Receiver<T>, Sender<U>, Arc<StageStats>) + Send + 'static,
+    {
         self.progress.add_stage(stats.clone());
-        let last_buffer = options.buffer;
         let previous = self.build;
         Pipeline {
             parent: self.parent,
             build: Box::new(move |scope, inlet| {
+                let queue = stats.queue.clone();
                 let input = previous(
                     scope,
                     Inlet {
-                        capacity: options.buffer,
-                        queue: stats.queue.clone(),
+                        capacity: buffer,
+                        queue,
                     },
                 );
                 let (output, next) = channel(inlet.capacity, inlet.queue);
-                stage::spawn::<T, R, U, E, F, Fut, K, P, D, Tm, Ky>(
-                    scope, options, input, output, f, stats,
-                );
+                spawn(scope, input, output, stats);
                 next
             }),
             progress: self.progress,
-            last_buffer,
+            last_buffer: sink_buffer,
             drain: self.drain,
         }
     }
@@ -533,26 +552,14 @@ where
         };
         let buffer = chunking.size.max(DEFAULT_BUFFER);
         let stats = Arc::new(StageStats::new("chunk".into(), 1, buffer));
-        self.progress.add_stage(stats.clone());
-        let previous = self.build;
-        Pipeline {
-            parent: self.parent,
-            build: Box::new(move |scope, inlet| {
-                let input = previous(
-                    scope,
-                    Inlet {
-                        capacity: buffer,
-                        queue: stats.queue.clone(),
-                    },
-                );
-                let (output, next) = channel(inlet.capacity, inlet.queue);
+        self.step(
+            stats,
+            buffer,
+            DEFAULT_BUFFER,
+            move |scope, input, output, stats| {
                 chunk::spawn(scope, chunking, input, output, stats);
-                next
-            }),
-            progress: self.progress,
-            last_buffer: DEFAULT_BUFFER,
-            drain: self.drain,
-        }
+            },
+        )
     }
 
     /// Attaches `drain`: [`Drain::drain`] then stops this pipeline's source and lets what it
