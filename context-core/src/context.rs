@@ -2,7 +2,7 @@
 
 use std::any::Any;
 use std::fmt;
-use std::future::IntoFuture;
+use std::future::{Future, IntoFuture};
 use std::mem::ManuallyDrop;
 use std::ptr;
 use std::sync::Arc;
@@ -235,6 +235,100 @@ impl Context {
     /// ```
     pub fn without_cancel(&self) -> Context {
         Context::from_parts(Node::never(), (*self.values).clone())
+    }
+
+    /// A context for cleanup that must run after a cancel: it keeps this context's values,
+    /// ignores its cancellation and deadline, and has a deadline of its own, `budget` from now
+    /// (Trio's shielded cancel scope, Kotlin's `withContext(NonCancellable)` with a timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctxpipe::{Context, Error};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (request, cancel) = Context::background().with_value("req-42").with_cancel();
+    /// cancel.cancel();
+    /// let (cleanup, _guard) = request.shield(Duration::from_secs(1));
+    /// assert_eq!(cleanup.err(), None, "the request's cancel does not reach it");
+    /// assert_eq!(cleanup.value::<&str>(), Some(&"req-42"));
+    /// assert_eq!(cleanup.run(std::future::pending::<()>()).await, Err(Error::DeadlineExceeded));
+    /// # }
+    /// ```
+    pub fn shield(&self, budget: Duration) -> (Context, CancelHandle) {
+        self.without_cancel().with_timeout(budget)
+    }
+
+    /// Runs `f(ctx)` under a child `ctx` that ends `timeout` from now, and moves on when it
+    /// does: `Ok(Some(output))` if `f` finished, `Ok(None)` if the child's own deadline came
+    /// first, and `Err` with this context's error if this context ended first — an outer
+    /// cancel or deadline is never mistaken for the local one (Trio's `move_on_after`, the
+    /// distinction Kotlin's `withTimeoutOrNull` blurs). When both end at the same instant, the
+    /// outer error wins.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ctxpipe::{Context, Error};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Error> {
+    /// let ctx = Context::background();
+    /// let slow = |ctx: Context| async move {
+    ///     ctx.run(tokio::time::sleep(Duration::from_secs(5))).await?;
+    ///     Ok::<_, Error>("fresh")
+    /// };
+    /// let fresh = ctx.move_on_after(Duration::from_secs(1), slow).await?;
+    /// assert_eq!(fresh, None, "gave up on it, and the caller goes on");
+    ///
+    /// let (short, _cancel) = ctx.with_timeout(Duration::from_millis(100));
+    /// let outer = short.move_on_after(Duration::from_secs(1), slow).await;
+    /// assert_eq!(outer, Err(Error::DeadlineExceeded), "the caller's own deadline is an error");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn move_on_after<F, Fut>(
+        &self,
+        timeout: Duration,
+        f: F,
+    ) -> Result<Option<Fut::Output>, Error>
+    where
+        F: FnOnce(Context) -> Fut,
+        Fut: Future,
+    {
+        let (child, _cancel) = self.with_timeout(timeout);
+        self.move_on(child, f).await
+    }
+
+    /// [`move_on_after`](Context::move_on_after) with a deadline rather than a timeout.
+    pub async fn move_on_at<F, Fut>(
+        &self,
+        deadline: impl Into<Instant>,
+        f: F,
+    ) -> Result<Option<Fut::Output>, Error>
+    where
+        F: FnOnce(Context) -> Fut,
+        Fut: Future,
+    {
+        let (child, _cancel) = self.with_deadline(deadline);
+        self.move_on(child, f).await
+    }
+
+    async fn move_on<F, Fut>(&self, child: Context, f: F) -> Result<Option<Fut::Output>, Error>
+    where
+        F: FnOnce(Context) -> Fut,
+        Fut: Future,
+    {
+        let run = f(child.clone());
+        match child.run(run).await {
+            Ok(output) => Ok(Some(output)),
+            // The child ended: this context's error if it ended too, else the child's own
+            // deadline.
+            Err(err) => match self.err() {
+                Some(outer) => Err(outer),
+                None if err == Error::DeadlineExceeded => Ok(None),
+                None => Err(err),
+            },
+        }
     }
 
     /// Arranges for `f` to run once this context is done (Go's `context.AfterFunc`).

@@ -57,6 +57,7 @@ mod lease;
 mod loom;
 mod pipeline;
 mod slab;
+mod task_scope;
 mod timer;
 mod tree;
 mod values;
@@ -67,6 +68,7 @@ pub use context::{CancelHandle, Context, DropGuard};
 pub use ctx_value::CtxValue;
 pub use done::{Checkpoint, Done, Run, Watch};
 pub use error::Error;
+pub use task_scope::TaskScope;
 /// Not public API: what the code `#[stage]` generates needs from the runtime, re-exported by
 /// the facade's own `__private`.
 #[doc(hidden)]
