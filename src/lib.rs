@@ -25,7 +25,17 @@
 #![warn(missing_docs, unreachable_pub)]
 #![doc(test(attr(deny(warnings))))]
 
-pub use context_core::*;
+// The runtime's public API, listed so that nothing becomes API here by accident.
+pub use context_core::{AfterFunc, CancelHandle, Cause, Context, CtxValue, DropGuard, Error};
+pub use context_core::{Done, Run, TaskScope, Watch};
+// The pipeline runtime that `pipeline!` expands to, and its options and reports.
+pub use context_core::{
+    Backoff, Bottleneck, BoxedSink, DeadLetter, DeadLetterSink, Drain, DrainOutcome, DrainTimeout,
+    Drained, ItemError, KeyHash, Keying, Location, NoDeadLetter, NoRetry, OnError, OrderedBy,
+    Pipeline, PipelineStream, Progress, Rate, Report, RetryAll, RetryIf, RetryPolicy, Retrying,
+    Source, SourceReport, StageOptions, StageReport, Timed, Timing, Unkeyed, Untimed, WithReport,
+    DEFAULT_BATCH, DEFAULT_BUFFER,
+};
 
 /// Turns an `async fn` into a *stage*: a function that runs under a [`Context`], ends at its
 /// next `.await` once that context is cancelled or past its deadline, and receives typed
