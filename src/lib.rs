@@ -31,10 +31,10 @@ pub use context_core::{Done, Run, TaskScope, Watch};
 // The pipeline runtime that `pipeline!` expands to, and its options and reports.
 pub use context_core::{
     Backoff, Bottleneck, BoxedSink, DeadLetter, DeadLetterSink, Drain, DrainOutcome, DrainTimeout,
-    Drained, ItemError, KeyHash, Keying, Location, NoDeadLetter, NoRetry, OnError, OrderedBy,
-    Pipeline, PipelineStream, Progress, Rate, Report, RetryAll, RetryIf, RetryPolicy, Retrying,
-    Source, SourceReport, StageOptions, StageReport, Timed, Timing, Unkeyed, Untimed, WithReport,
-    DEFAULT_BATCH, DEFAULT_BUFFER,
+    Drained, ItemError, KeyHash, Keying, Located, Location, NoDeadLetter, NoRetry, OnError,
+    OrderedBy, Pipeline, PipelineStream, Progress, Rate, Report, RetryAll, RetryIf, RetryPolicy,
+    Retrying, RunError, Source, SourceReport, StageOptions, StageReport, Timed, Timing, Unkeyed,
+    Untimed, WithReport, DEFAULT_BATCH, DEFAULT_BUFFER,
 };
 
 /// Turns an `async fn` into a *stage*: a function that runs under a [`Context`], ends at its
@@ -425,7 +425,7 @@ pub use context_macros::ctx_value;
 ///     error = TYPE;
 ///     on_error = POLICY;
 ///     ordered;
-///     report;
+///     report;                      // or: located;
 ///     progress = CLOSURE;
 ///     drained_by = DRAIN;
 ///     crate = PATH;
@@ -461,6 +461,7 @@ pub use context_macros::ctx_value;
 /// | `on_error = POLICY;` | what every stage does with a failed item unless it says otherwise: `fail` the run or `skip` the item (see [below](#failed-items)) | `fail` |
 /// | `ordered;` | every stage keeps input order, so the sink gets the items in source order | each stage as its options say |
 /// | `report;` | the future's output is `(result, report)`: the run's result and its [`Report`] (as [`Pipeline::with_report`]) | the result alone |
+/// | `located;` | the future's error is a [`RunError`]: the run's error with the stage, item and attempt of the item that failed it (as [`Pipeline::located`]); not with `report;` or `=> stream` | the error alone |
 /// | `progress = CLOSURE;` | called once, before anything runs, with the pipeline's [`Progress`]: a live view of its counters and, after the run, its [`Report`] | no progress handle |
 /// | `drained_by = DRAIN;` | a [`Drain`] handle (borrowed) whose [`drain`](Drain::drain) stops the source and lets what is in flight finish within a budget (as [`Pipeline::drained_by`]) | only cancellation stops the run early |
 /// | `crate = PATH;` | where ctxpipe is, for a dependency renamed in `Cargo.toml` | `::ctxpipe` |

@@ -99,8 +99,8 @@ pub mod __private {
 
 pub use pipeline::{
     Backoff, Bottleneck, BoxedSink, DeadLetter, DeadLetterSink, Drain, DrainOutcome, DrainTimeout,
-    Drained, ItemError, KeyHash, Keying, Location, NoDeadLetter, NoRetry, OnError, OrderedBy,
-    Pipeline, PipelineStream, Progress, Rate, Report, RetryAll, RetryIf, RetryPolicy, Retrying,
-    Source, SourceReport, StageOptions, StageReport, Timed, Timing, Unkeyed, Untimed, WithReport,
-    DEFAULT_BATCH, DEFAULT_BUFFER,
+    Drained, ItemError, KeyHash, Keying, Located, Location, NoDeadLetter, NoRetry, OnError,
+    OrderedBy, Pipeline, PipelineStream, Progress, Rate, Report, RetryAll, RetryIf, RetryPolicy,
+    Retrying, RunError, Source, SourceReport, StageOptions, StageReport, Timed, Timing, Unkeyed,
+    Untimed, WithReport, DEFAULT_BATCH, DEFAULT_BUFFER,
 };

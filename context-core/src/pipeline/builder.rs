@@ -11,6 +11,7 @@ use super::channel::{channel, QueueStats, Receiver, Sender};
 use super::chunk::{self, Chunking};
 use super::drain::Drain;
 use super::keyed::Keying;
+use super::located::Located;
 use super::options::{StageOptions, DEFAULT_BUFFER};
 use super::policy::{DeadLetterSink, RetryPolicy, Timing};
 use super::report::{Progress, StageStats};
@@ -120,7 +121,8 @@ pub(crate) struct Parts<T, E> {
 ///
 /// - **First error wins.** The first `Err` from a stage or the sink cancels the pipeline's
 ///   context; every other step stops at its next checkpoint, and the run returns that error.
-///   Later errors are dropped, but counted in the report.
+///   Later errors are dropped, but counted in the report. [`located`](Self::located) makes
+///   that error say which stage, item and attempt it came from.
 /// - **Checkpoints.** Every item a worker takes is run under [`Context::run`]: a done context
 ///   costs one atomic load to notice and drops the item without calling the stage, and a stage
 ///   future still pending when the context ends is dropped. Waits for input or for room
@@ -568,6 +570,12 @@ where
     pub fn drained_by(mut self, drain: &Drain) -> Pipeline<T, E> {
         self.drain = Some(drain.clone());
         self
+    }
+
+    /// Makes the sinks' error say where it happened: a [`RunError`](crate::RunError) with the stage, the item
+    /// and the attempt of the item error that failed the run; see [`Located`].
+    pub fn located(self) -> Located<T, E> {
+        Located::new(WithReport::new(self))
     }
 
     /// Makes the sinks return the run's [`Report`](crate::Report) beside its result: see

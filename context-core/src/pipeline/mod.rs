@@ -18,6 +18,7 @@
 //! - `stream.rs`: [`PipelineStream`], the output as a `Stream`;
 //! - `scope.rs`: the tasks of a run, the first error and panic, and what the run returns;
 //! - `report.rs`: [`Progress`] and [`Report`];
+//! - `located.rs`: [`Located`], sinks whose error says where it happened ([`RunError`]);
 //! - `with_report.rs`: [`WithReport`], sinks that return the report with the result.
 
 mod builder;
@@ -27,6 +28,7 @@ mod chunk;
 mod dead_letter;
 mod drain;
 mod keyed;
+mod located;
 mod options;
 mod order;
 mod policy;
@@ -42,6 +44,7 @@ mod with_report;
 pub use builder::Pipeline;
 pub use drain::{Drain, DrainTimeout};
 pub use keyed::{KeyHash, Keying, OrderedBy, Unkeyed};
+pub use located::{Located, RunError};
 pub use options::{StageOptions, DEFAULT_BATCH, DEFAULT_BUFFER};
 pub use policy::{
     Backoff, BoxedSink, DeadLetter, DeadLetterSink, ItemError, Location, NoDeadLetter, NoRetry,

@@ -126,7 +126,7 @@ impl Pipeline {
                 #rt::on_progress(&#pipeline, #expr);
             }
         });
-        let sink = self.sink.expand(&pipeline, self.report);
+        let sink = self.sink.expand(&pipeline, self.report, self.located);
 
         quote_spanned! {ours=>
             {
@@ -286,7 +286,7 @@ impl StageOptions {
 impl Sink {
     /// `pipeline.collect()` or another sink, located at the sink's name; with `report`, the
     /// sink of `pipeline.with_report()`.
-    fn expand(&self, pipeline: &Ident, report: bool) -> TokenStream {
+    fn expand(&self, pipeline: &Ident, report: bool, located: bool) -> TokenStream {
         let ident = &self.ident;
         let at = Span::call_site().located_at(ident.span());
         if let SinkKind::Stream = self.kind {
@@ -300,6 +300,9 @@ impl Sink {
         let method = Ident::new(&ident.to_string(), at);
         if report {
             return quote_spanned!(at=> #pipeline.with_report().#method(#args));
+        }
+        if located {
+            return quote_spanned!(at=> #pipeline.located().#method(#args));
         }
         quote_spanned!(at=> #pipeline.#method(#args))
     }

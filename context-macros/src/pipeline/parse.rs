@@ -23,7 +23,7 @@ pub(crate) struct Input {
 }
 
 /// One header line: `in <context>;`, `error = <type>;`, `on_error = <policy>;`, `ordered;`,
-/// `report;`, `progress = <fn>;`, `drained_by = <handle>;`, `crate = <path>;`.
+/// `report;`, `located;`, `progress = <fn>;`, `drained_by = <handle>;`, `crate = <path>;`.
 pub(crate) struct Header {
     /// The keyword, for the errors about this line.
     pub(crate) key: Ident,
@@ -39,6 +39,8 @@ pub(crate) enum HeaderValue {
     Ordered,
     /// The sink returns the report beside the result.
     Report,
+    /// The sink's error says where it happened.
+    Located,
     Progress(Expr),
     /// The `Drain` handle that can drain the run.
     DrainedBy(Expr),
@@ -47,7 +49,7 @@ pub(crate) enum HeaderValue {
 
 /// The header keywords, as the messages list them.
 pub(crate) const HEADERS: &str = "`in <context>;`, `error = <type>;`, `on_error = <policy>;`, \
-                                  `ordered;`, `report;`, `progress = <closure>;`, \
+                                  `ordered;`, `report;`, `located;`, `progress = <closure>;`, \
                                   `drained_by = <drain handle>;`, `crate = <path>;`";
 
 /// `from <source> => <step> => ...`.
@@ -177,8 +179,9 @@ impl Header {
             "on_error" => after_eq(&key, rest, "on_error = skip", |input| {
                 input.parse().map(HeaderValue::OnError)
             }),
-            "ordered" | "report" => match rest.into_iter().next() {
+            "ordered" | "report" | "located" => match rest.into_iter().next() {
                 None if name == "ordered" => Ok(HeaderValue::Ordered),
+                None if name == "located" => Ok(HeaderValue::Located),
                 None => Ok(HeaderValue::Report),
                 Some(extra) => Err(syn::Error::new(
                     extra.span(),

@@ -45,6 +45,8 @@ pub(crate) struct Pipeline {
     pub(crate) drained_by: Option<Expr>,
     /// `report;`: the sink returns `(result, report)`.
     pub(crate) report: bool,
+    /// `located;`: the sink's error is a `RunError`.
+    pub(crate) located: bool,
     /// One or more (`from a, b`: merged).
     pub(crate) sources: Vec<Source>,
     pub(crate) stages: Vec<Stage>,
@@ -150,6 +152,7 @@ impl Pipeline {
         let mut on_error = None;
         let mut ordered = None;
         let mut report = None;
+        let mut located = None;
         let mut drained_by = None;
         for Header { key, value } in input.headers {
             let what = format!("header `{key}`");
@@ -166,7 +169,8 @@ impl Pipeline {
                     None => {}
                 },
                 HeaderValue::Ordered => set(&mut ordered, &key, &what, (), errors),
-                HeaderValue::Report => set(&mut report, &key, &what, (), errors),
+                HeaderValue::Report => set(&mut report, &key, &what, key.clone(), errors),
+                HeaderValue::Located => set(&mut located, &key, &what, key.clone(), errors),
                 HeaderValue::Progress(expr) => set(&mut progress, &key, &what, expr, errors),
                 HeaderValue::DrainedBy(expr) => set(&mut drained_by, &key, &what, expr, errors),
                 HeaderValue::Crate(path) => set(&mut krate, &key, &what, path, errors),
@@ -231,19 +235,33 @@ impl Pipeline {
                 None
             }
         };
-        if let (
-            Some(Sink {
-                ident,
-                kind: SinkKind::Stream,
-            }),
-            Some(()),
-        ) = (&sink, report)
-        {
+        if let (Some(_), Some(key)) = (&report, &located) {
             errors.error(
-                ident,
-                "`=> stream` makes a stream, whose items are the run's outputs: the `report;` \
-                 header does not apply to it; take the report from a `progress = ..` handle",
+                key,
+                "`located;` conflicts with `report;`: with `report;` the location of the item \
+                 that failed the run is the report's `failure`; keep one",
             );
+        }
+        if let Some(Sink {
+            ident,
+            kind: SinkKind::Stream,
+        }) = &sink
+        {
+            if report.is_some() {
+                errors.error(
+                    ident,
+                    "`=> stream` makes a stream, whose items are the run's outputs: the \
+                     `report;` header does not apply to it; take the report from a \
+                     `progress = ..` handle",
+                );
+            }
+            if let Some(key) = &located {
+                errors.error(
+                    key,
+                    "`located;` does not apply to `=> stream`: its error is the run's own; \
+                     take the failed item's location from a `progress = ..` handle's report",
+                );
+            }
         }
         Some(Pipeline {
             rt: Runtime(krate),
@@ -252,6 +270,7 @@ impl Pipeline {
             progress,
             drained_by,
             report: report.is_some(),
+            located: located.is_some(),
             sources: sources?,
             stages,
             sink: sink?,
