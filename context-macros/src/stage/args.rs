@@ -1,4 +1,4 @@
-//! The arguments of `#[stage(..)]`: `ctx = name` and `crate = path`.
+//! The arguments of `#[stage(..)]`: `ctx = name`, `crate = path` and `loops`.
 
 use proc_macro2::TokenStream;
 use quote::ToTokens;
@@ -8,7 +8,7 @@ use syn::{Expr, Ident, Path, Token};
 
 use crate::errors::Errors;
 
-const EXPECTED: &str = "expected `ctx = name` or `crate = path`";
+const EXPECTED: &str = "expected `ctx = name`, `crate = path` or `loops`";
 
 /// The parsed arguments. Each keeps the tokens of its whole `key = value` for error spans.
 #[derive(Default)]
@@ -17,6 +17,8 @@ pub(crate) struct StageArgs {
     pub(crate) ctx: Option<Arg<Ident>>,
     /// `crate = path`: where the `ctxpipe` facade is, for renamed dependencies.
     pub(crate) krate: Option<Arg<Path>>,
+    /// `loops`: the context is also checked at the head of every loop iteration.
+    pub(crate) loops: bool,
 }
 
 /// One argument's value and the tokens it was written with.
@@ -62,6 +64,18 @@ impl StageArgs {
                         }
                         _ => errors.error(&expr, "expected a path: `crate = path`"),
                     }
+                }
+            } else if meta.path.is_ident("loops") {
+                if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+                    errors.error(
+                        &meta.path,
+                        "`loops` takes no value: write `#[stage(loops)]`",
+                    );
+                    skip_value(&meta)?;
+                } else if parsed.loops {
+                    errors.error(&meta.path, "duplicate argument `loops`: keep one");
+                } else {
+                    parsed.loops = true;
                 }
             } else {
                 errors.error(

@@ -66,6 +66,9 @@ pub(crate) struct Checkpoints<'a> {
     made: usize,
     /// Whether anything was rewritten or removed since the flag was last cleared.
     changed: bool,
+    /// `#[stage(loops)]`: each loop of the body checks the context at the head of every
+    /// iteration.
+    loops: bool,
 }
 
 impl<'a> Checkpoints<'a> {
@@ -87,7 +90,33 @@ impl<'a> Checkpoints<'a> {
             awaits: 0,
             made: 0,
             changed: false,
+            loops: false,
         }
+    }
+
+    /// Also checks the context at the head of every iteration of the body's own loops.
+    pub(crate) fn with_loops(mut self, loops: bool) -> Self {
+        self.loops = loops;
+        self
+    }
+
+    /// Puts a check of the context in scope first in `body`, the body of one of the stage's
+    /// own loops: `if let Some(error) = __private::loop_check(&ctx) { return .. }`, located at
+    /// the loop's keyword.
+    fn check_each_iteration(&mut self, body: &mut syn::Block, at: Span) {
+        let ours = Span::mixed_site().located_at(at);
+        let mut ctx = self.ctx.clone();
+        ctx.set_span(self.ctx.span().located_at(at));
+        let error = Ident::new("__error", ours);
+        let rt = self.rt.at(at);
+        let ret = stage_error(self.rt, self.ret, quote_spanned!(ours=> #error));
+        let check: Stmt = syn::parse_quote_spanned! {ours=>
+            if let ::core::option::Option::Some(#error) = #rt::loop_check(&#ctx) {
+                #ret;
+            }
+        };
+        body.stmts.insert(0, check);
+        self.changed = true;
     }
 
     /// How many checkpoints the body got: without any, the stage needs no registration.
@@ -305,6 +334,18 @@ impl VisitMut for Checkpoints<'_> {
         self.under(&mut attrs, |this| match expr {
             Expr::Closure(_) | Expr::Async(_) => {
                 this.nested(|this| visit_mut::visit_expr_mut(this, expr));
+            }
+            Expr::ForLoop(_) | Expr::While(_) | Expr::Loop(_)
+                if this.loops && this.nested == 0 && this.mode != Mode::Strip =>
+            {
+                visit_mut::visit_expr_mut(this, expr);
+                let (body, at) = match expr {
+                    Expr::ForLoop(e) => (&mut e.body, e.for_token.span),
+                    Expr::While(e) => (&mut e.body, e.while_token.span),
+                    Expr::Loop(e) => (&mut e.body, e.loop_token.span),
+                    _ => return,
+                };
+                this.check_each_iteration(body, at);
             }
             Expr::Await(_) => {
                 visit_mut::visit_expr_mut(this, expr);

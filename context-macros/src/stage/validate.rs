@@ -126,6 +126,7 @@ impl Stage {
         let StageArgs {
             ctx: ctx_arg,
             krate,
+            loops,
         } = args;
         let krate = krate.map(|arg| arg.value);
 
@@ -162,7 +163,8 @@ impl Stage {
                     Target::Watched
                 };
                 let mut checkpoints =
-                    Checkpoints::new(&rt, ctx.ident(), ret, Mode::Rewrite(target), errors);
+                    Checkpoints::new(&rt, ctx.ident(), ret, Mode::Rewrite(target), errors)
+                        .with_loops(loops);
                 checkpoints.visit_block_mut(&mut rewritten);
                 let borrowed = target == Target::Watched
                     && !matches!(ctx, CtxParam::Declared { by_ref: false, .. });
