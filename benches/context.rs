@@ -683,6 +683,25 @@ fn memory_report() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// linked
+// ---------------------------------------------------------------------------------------------
+
+/// Target: a context linked to a second parent, created and dropped, ≤ 2x `with_cancel()` +
+/// drop of a child of one open parent.
+fn linked(c: &mut Criterion) {
+    let (parent, _cancel) = open_parent();
+    let (other, _other_cancel) = open_parent();
+    let mut group = configure(c, "linked", 50);
+    group.bench_function("with_cancel", |b| {
+        b.iter(|| black_box(&parent).with_cancel())
+    });
+    group.bench_function("with_linked", |b| {
+        b.iter(|| black_box(&parent).with_linked([black_box(&other)]))
+    });
+    group.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
 // scope
 // ---------------------------------------------------------------------------------------------
 
@@ -744,6 +763,7 @@ criterion_group!(
     with_value,
     with_timeout,
     run,
+    linked,
     scope
 );
 

@@ -272,3 +272,48 @@ async fn a_shield_survives_the_parents_cancel_and_keeps_its_budget() {
         "its own budget, not the request's deadline"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_linked_context_ends_with_either_parent_and_keeps_the_first_ones_values() {
+    #[derive(Debug, PartialEq)]
+    struct Tenant(&'static str);
+    for which in 0..2 {
+        let (first, cancel_first) = Context::background()
+            .with_value(Tenant("acme"))
+            .with_cancel();
+        let (second, cancel_second) = Context::background().with_cancel();
+        let (linked, _cancel) = first.with_linked([&second]);
+        let (below, _) = linked.with_cancel();
+        assert_eq!(linked.value::<Tenant>(), Some(&Tenant("acme")));
+        assert_eq!(linked.err(), None);
+        let waiter = tokio::spawn(below.done());
+        if which == 0 {
+            cancel_first.cancel_with(ctxpipe::Cause::msg("request done"));
+        } else {
+            cancel_second.cancel_with(ctxpipe::Cause::msg("server stopping"));
+        }
+        // Synchronously: done before `cancel_with` returned, with the cause of whichever ended.
+        assert_eq!(below.err(), Some(Error::Canceled));
+        let cause = linked.cause().unwrap().to_string();
+        assert_eq!(cause, ["request done", "server stopping"][which]);
+        waiter.await.unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_linked_context_has_the_earliest_deadline() {
+    let (first, _a) = Context::background().with_timeout(MS * 100);
+    let (second, _b) = Context::background().with_timeout(MS * 30);
+    let (linked, _cancel) = first.with_linked([&second]);
+    assert_eq!(linked.deadline(), second.deadline());
+    let start = Instant::now();
+    linked.done().await;
+    assert_eq!(start.elapsed(), MS * 30);
+    assert_eq!(linked.err(), Some(Error::DeadlineExceeded));
+
+    // Linked to a context that is done already: born done.
+    let (done, cancel) = Context::background().with_cancel();
+    cancel.cancel();
+    let (linked, _cancel) = Context::background().with_linked([&done]);
+    assert_eq!(linked.err(), Some(Error::Canceled));
+}

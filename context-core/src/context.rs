@@ -202,6 +202,42 @@ impl Context {
         (ctx, CancelHandle { node })
     }
 
+    /// A child of this context that also ends when any of `others` ends (.NET's linked token
+    /// sources): it keeps this context's values, its deadline is the earliest of all, and its
+    /// cause is that of whichever context ended it. A context that is already done ends it at
+    /// once.
+    ///
+    /// No task watches the links: each of `others` holds the linked context as it holds its
+    /// children, and cancels it (synchronously, before its own `cancel` returns) when it ends.
+    /// The links go when the linked context and its handle are dropped; until then they keep
+    /// `others` alive, as a child keeps its parent.
+    ///
+    /// ```
+    /// use ctxpipe::{Context, Error};
+    ///
+    /// let (request, _cancel_request) = Context::background().with_value("req-7").with_cancel();
+    /// let (shutdown, stop_server) = Context::background().with_cancel();
+    /// let (ctx, _cancel) = request.with_linked([&shutdown]);
+    /// assert_eq!(ctx.value::<&str>(), Some(&"req-7"));
+    ///
+    /// stop_server.cancel_with(ctxpipe::Cause::msg("server shutting down"));
+    /// assert_eq!(ctx.err(), Some(Error::Canceled));
+    /// assert_eq!(ctx.cause().unwrap().to_string(), "server shutting down");
+    /// ```
+    pub fn with_linked<'a, I>(&self, others: I) -> (Context, CancelHandle)
+    where
+        I: IntoIterator<Item = &'a Context>,
+        I::IntoIter: Clone,
+    {
+        let others = others.into_iter();
+        let earliest = others.clone().filter_map(Context::deadline).min();
+        let (ctx, cancel) = self.child(earliest);
+        for other in others {
+            Node::link(&ctx.node, &other.node);
+        }
+        (ctx, cancel)
+    }
+
     /// A child that carries `value`, found again with [`value::<T>()`](Context::value) (Go's
     /// `context.WithValue`, keyed by the value's type, so keys never collide). A value of the
     /// same type replaces the inherited one for this child and its descendants.

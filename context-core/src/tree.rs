@@ -88,6 +88,11 @@ pub(crate) struct Inner {
     children: Slab<Weak<Node>>,
     pub(crate) wakers: Slab<Waker>,
     pub(crate) after: Slab<AfterEntry>,
+    /// Linked contexts (`Context::with_linked`) that end when this node does, though it is
+    /// not their parent. Each is removed by its own [`Link`] when it drops.
+    links: Slab<Weak<Node>>,
+    /// This node's links to nodes other than its parent: dropped with it, which removes them.
+    _linked_to: Vec<Link>,
     /// The cause given to `cancel_with`, or inherited from the ancestor whose cancel reached this
     /// node. `None` with a reason set means the plain `Error`.
     cause: Option<Cause>,
@@ -126,6 +131,8 @@ enum Outcome {
 struct Fired {
     wakers: Vec<Waker>,
     after: Vec<AfterEntry>,
+    /// Linked nodes to cancel, with the reason and cause of the node they are linked to.
+    links: Vec<(Weak<Node>, u8, Option<Cause>)>,
 }
 
 impl Node {
@@ -425,6 +432,15 @@ impl Node {
         for entry in run.fired.after {
             entry.fire();
         }
+        // Linked nodes are not descendants: each is cancelled on its own, once every lock of
+        // this cancel is released and its subtree is complete, so a cancel never waits on one
+        // that waits on it (invariant #4 holds for each call). They are done before this call
+        // returns.
+        for (link, reason, cause) in run.fired.links {
+            if let Some(node) = link.upgrade() {
+                node.cancel(reason, cause);
+            }
+        }
         true
     }
 
@@ -452,6 +468,13 @@ impl Node {
             leaf = run.pending.len() == before;
             run.fired.wakers.extend(inner.wakers.drain());
             run.fired.after.extend(inner.after.drain());
+            let given = cause.cloned();
+            run.fired.links.extend(
+                inner
+                    .links
+                    .drain()
+                    .map(|link| (link, reason, given.clone())),
+            );
         }
         // The emptied lists keep their memory until the node is dropped: cancelling does only
         // what must happen before `cancel` returns.
@@ -507,6 +530,65 @@ impl Node {
     }
 }
 
+/// A link from a node to another that is not its parent (`Context::with_linked`): held by the
+/// linked node, it keeps the other alive (as a child keeps its parent) and removes the linked
+/// node's entry from it when dropped.
+pub(crate) struct Link {
+    to: Arc<Node>,
+    key: usize,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // A no-op once `to` was cancelled: its `links` were taken then, and nothing is inserted
+        // into a done node (invariant #3 holds for `links` as for `children`).
+        let removed = self
+            .to
+            .lock()
+            .as_mut()
+            .and_then(|inner| inner.links.remove(self.key));
+        drop(removed);
+    }
+}
+
+impl Node {
+    /// Links `node` to `to`: `node` is cancelled when `to` is, with its reason and cause, as if
+    /// it were its child. If `to` is done already, `node` is cancelled now.
+    pub(crate) fn link(node: &Arc<Node>, to: &Arc<Node>) {
+        if !to.can_be_canceled() {
+            return;
+        }
+        let weak = Arc::downgrade(node);
+        match to.if_open(|inner| inner.links.insert(weak)) {
+            Some(key) => {
+                let link = Link {
+                    to: to.clone(),
+                    key,
+                };
+                node.lock()
+                    .get_or_insert_with(Box::default)
+                    ._linked_to
+                    .push(link);
+            }
+            None => {
+                let reason = if to.err() == Some(Error::DeadlineExceeded) {
+                    DEADLINE
+                } else {
+                    CANCELED
+                };
+                let cause = to.lock().as_ref().and_then(|inner| inner.cause.clone());
+                node.cancel(reason, cause);
+            }
+        }
+    }
+
+    /// Linked nodes registered on this node and not dropped (for leak tests).
+    #[cfg(test)]
+    pub(crate) fn live_links(&self) -> usize {
+        self.lock().as_ref().map_or(0, |inner| inner.links.len())
+    }
+}
+
 impl Node {
     /// Takes the parent out of a node that is going away, detaching from it unless the node's
     /// cancel already did, and tells the shared timer when its entry for the node is stale.
@@ -549,6 +631,31 @@ mod tests {
             "{}",
             std::mem::size_of::<Node>()
         );
+    }
+
+    #[test]
+    fn a_linked_node_leaves_both_nodes_when_dropped() {
+        let parent = Arc::new(Node::detached(0, None, None));
+        let other = Arc::new(Node::detached(0, None, None));
+        for _ in 0..1_000_000 {
+            let linked = Node::child(&parent, None);
+            Node::link(&linked, &other);
+            assert_eq!(other.live_links(), 1);
+            drop(linked);
+        }
+        assert_eq!(parent.live_children(), 0);
+        assert_eq!(other.live_links(), 0, "every link left with its node");
+
+        let linked = Node::child(&parent, None);
+        let below = Node::child(&linked, None);
+        Node::link(&linked, &other);
+        assert!(other.cancel(CANCELED, Some(Cause::msg("other ended"))));
+        assert!(
+            linked.is_done() && below.is_done(),
+            "at once, with its subtree"
+        );
+        assert_eq!(linked.cause().unwrap().to_string(), "other ended");
+        assert!(!parent.is_done());
     }
 
     #[test]

@@ -169,3 +169,37 @@ fn a_cancel_returns_only_once_the_subtree_is_done() {
         other.join().unwrap();
     });
 }
+
+#[test]
+fn cancel_races_linking() {
+    loom::model(|| {
+        let (first, _first_cancel) = root();
+        let (other, cancel) = root();
+        let canceller = thread::spawn(move || cancel.cancel_with(Cause::msg("other ended")));
+        let (linked, _linked_cancel) = first.with_linked([&other]);
+        canceller.join().unwrap();
+
+        // Linked after the cancel (born done) or reached by it: either way done, with its cause.
+        assert_eq!(linked.err(), Some(Error::Canceled));
+        assert_eq!(linked.cause().unwrap().to_string(), "other ended");
+        assert!(first.err().is_none(), "the first parent is not touched");
+    });
+}
+
+#[test]
+fn both_parents_cancel_a_linked_context_at_once() {
+    loom::model(|| {
+        let (first, cancel_first) = root();
+        let (other, cancel_other) = root();
+        let (linked, _linked_cancel) = first.with_linked([&other]);
+        let (below, _) = linked.with_cancel();
+        let canceller = thread::spawn(move || cancel_other.cancel());
+        cancel_first.cancel();
+        // Whichever cancel reached it first, the linked subtree is done once each returned.
+        assert_eq!(below.err(), Some(Error::Canceled));
+        canceller.join().unwrap();
+        assert_eq!(linked.err(), Some(Error::Canceled));
+        drop((linked, below));
+        assert_eq!(first.__live_children(), 0);
+    });
+}
