@@ -21,6 +21,13 @@
 //!    of a disjoint subtree below it, so they cannot form a cycle.
 //! 5. Wakers and `after_func` entries are only taken out under the lock; they are woken and
 //!    started after every lock is released, so user code never runs under a lock of the tree.
+//! 6. A node's `links` hold a `Weak` to each node linked to it that is not its child
+//!    (`Context::with_linked`), at the key kept by that node's [`Link`], which alone removes
+//!    it, as #3 says of children. A cancel takes them under the lock like its children, but
+//!    cancels each with a call of its own once its subtree is complete and every lock is
+//!    released: a linked node is never part of a subtree being cancelled, so the waits of #4
+//!    still only go downward and cannot form a cycle, and it is done before the cancel that
+//!    reached it returns.
 //!
 //! # Deadlock safety
 //!
