@@ -317,3 +317,43 @@ async fn a_linked_context_has_the_earliest_deadline() {
     let (linked, _cancel) = Context::background().with_linked([&done]);
     assert_eq!(linked.err(), Some(Error::Canceled));
 }
+
+/// A stage that fans out: each item's parts are fetched in a scope under the stage's context.
+#[ctxpipe::stage]
+async fn fetch_parts(order: u32) -> Result<u32, Failure> {
+    let mut parts = TaskScope::new(ctx);
+    for part in 0..3 {
+        parts.spawn(move |ctx| task(ctx, order * 10 + part * 2, 10));
+    }
+    Ok(parts.join().await?.into_iter().sum())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stage_opens_a_scope_under_its_context() {
+    let sums = ctxpipe::pipeline! {
+        from [1u32, 2]
+        => fetch_parts [workers = 2, ordered]
+        => collect
+    }
+    .await
+    .unwrap();
+    assert_eq!(sums, [36, 66]);
+
+    // The pipeline's cancel reaches the scope's tasks through the stage's context.
+    let baseline = alive();
+    let (ctx, cancel) = Context::background().with_cancel();
+    let run = ctxpipe::pipeline! {
+        in &ctx;
+        from [1u32, 2, 3]
+        => fetch_parts
+        => collect
+    };
+    tokio::spawn(async move {
+        sleep(MS * 5).await;
+        cancel.cancel();
+    });
+    let start = Instant::now();
+    assert_eq!(run.await, Err(Failure::Context(Error::Canceled)));
+    assert_eq!(start.elapsed(), MS * 5);
+    assert_eq!(alive(), baseline);
+}
