@@ -31,10 +31,10 @@
 //! - **Escapes that decode to invalid UTF-8** are replaced with U+FFFD, as the spec requires;
 //!   the member is kept.
 //! - **Limits.** The spec asks every platform to propagate at least 64 list-members and 8192
-//!   bytes; this is exactly what is read ([`MAX_MEMBERS`], [`MAX_BYTES`]). List-members beyond
-//!   the 64th, or that do not end within the first 8192 bytes (several `baggage` headers count
-//!   as one list joined by commas), are dropped whole, never truncated. So a hostile 1 MB header
-//!   costs a scan of 8 KB.
+//!   bytes; OpenTelemetry's SDKs send up to 180 members, and that is what is read
+//!   ([`MAX_MEMBERS`], [`MAX_BYTES`]). List-members beyond the 180th, or that do not end within
+//!   the first 8192 bytes (several `baggage` headers count as one list joined by commas), are
+//!   dropped whole, never truncated. So a hostile 1 MB header costs a scan of 8 KB.
 //! - **Duplicates.** For a declared key, the first list-member that carries it decides.
 //! - **Undeclared keys** are ignored: they are neither put in the context nor forwarded.
 //!
@@ -77,8 +77,12 @@ use crate::grpc_timeout::trim_ows;
 /// The header's name, `baggage`.
 pub const HEADER: HeaderName = HeaderName::from_static("baggage");
 
-/// At most this many list-members are read or written (the spec's minimum to propagate).
-pub const MAX_MEMBERS: usize = 64;
+/// At most this many list-members are read or written: OpenTelemetry's SDKs' limit, above
+/// the spec's minimum of 64.
+pub const MAX_MEMBERS: usize = 180;
+
+/// At most this many values can be declared in one [`Baggage`] registry.
+pub const MAX_DECLARED: usize = 64;
 
 /// At most this many bytes of baggage are read or written (the spec's minimum to propagate).
 pub const MAX_BYTES: usize = 8192;
@@ -130,7 +134,7 @@ pub trait BaggageValue: CtxValue + FromStr + fmt::Display {
 /// writes to the `baggage` header, each under its key.
 ///
 /// It is cheap to clone (one reference count) and shared by the server and client layers. A
-/// registry holds at most [`MAX_MEMBERS`] values, as no more could cross.
+/// registry holds at most [`MAX_DECLARED`] values.
 ///
 /// # Examples
 ///
@@ -216,7 +220,7 @@ impl Baggage {
     /// # Panics
     ///
     /// If `key` is not an RFC 7230 token, if `key` or `T` is already declared, or if the
-    /// registry already holds [`MAX_MEMBERS`] values: these are mistakes in the declaration,
+    /// registry already holds [`MAX_DECLARED`] values: these are mistakes in the declaration,
     /// never caused by what arrives on the wire.
     pub fn declare<T: CtxValue + FromStr + fmt::Display>(self, key: &'static str) -> Baggage {
         assert!(
@@ -234,8 +238,8 @@ impl Baggage {
             );
         }
         assert!(
-            self.entries.len() < MAX_MEMBERS,
-            "at most {MAX_MEMBERS} values can be declared as baggage"
+            self.entries.len() < MAX_DECLARED,
+            "at most {MAX_DECLARED} values can be declared as baggage"
         );
         let mut entries = self.entries.to_vec();
         entries.push(Entry {
@@ -268,7 +272,7 @@ impl Baggage {
         if self.entries.is_empty() {
             return ctx;
         }
-        // At most MAX_MEMBERS entries: one bit each.
+        // At most MAX_DECLARED (64) entries: one bit each.
         let all = u64::MAX >> (64 - self.entries.len());
         let mut seen = 0u64;
         let values = headers.get_all(HEADER);
@@ -603,7 +607,9 @@ impl fmt::Write for PercentEncoder<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         const HEX: &[u8; 16] = b"0123456789ABCDEF";
         for byte in s.bytes() {
-            if is_baggage_octet(byte) && byte != b'%' {
+            // `%` starts an escape; `+` is left to no one's guess: receivers that form-decode
+            // values (as several do) would read a space.
+            if is_baggage_octet(byte) && byte != b'%' && byte != b'+' {
                 self.out.push(char::from(byte));
             } else {
                 self.out.push('%');
@@ -689,15 +695,23 @@ mod tests {
     }
 
     #[test]
-    fn at_most_64_members() {
-        let header: Vec<String> = (0..100).map(|i| format!("k{i}={i}")).collect();
+    fn at_most_180_members() {
+        let header: Vec<String> = (0..250).map(|i| format!("k{i}={i}")).collect();
         let header = header.join(",");
         let read = pairs(&[header.as_bytes()]);
         assert_eq!(read.len(), MAX_MEMBERS);
-        assert_eq!(read[63], pair("k63", "63"));
+        assert_eq!(read[179], pair("k179", "179"));
         // Malformed members count towards the limit too.
-        let header = format!("{}a=1", "bad,".repeat(64));
+        let header = format!("{}a=1", "bad,".repeat(180));
         assert!(pairs(&[header.as_bytes()]).is_empty());
+    }
+
+    #[test]
+    fn a_plus_is_escaped_so_that_form_decoders_keep_it() {
+        assert_eq!(format([("k", "a+b c")]), "k=a%2Bb%20c");
+        assert_eq!(pairs(&[b"k=a%2Bb"]), [pair("k", "a+b")]);
+        // A literal `+` on the wire is read as itself: the spec has no form decoding.
+        assert_eq!(pairs(&[b"k=a+b"]), [pair("k", "a+b")]);
     }
 
     #[test]
@@ -731,7 +745,7 @@ mod tests {
             .all(|b| b == b',' || b == b'=' || is_baggage_octet(b)));
         assert_eq!(pairs(&[header.as_bytes()]), [pair("k", value)]);
 
-        let many: Vec<(String, String)> = (0..70).map(|i| (format!("k{i}"), "v".into())).collect();
+        let many: Vec<(String, String)> = (0..200).map(|i| (format!("k{i}"), "v".into())).collect();
         let header = format(many.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         assert_eq!(header.split(',').count(), MAX_MEMBERS);
 
