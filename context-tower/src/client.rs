@@ -38,9 +38,10 @@ use crate::BoxError;
 ///   already on the request (tonic's `Request::set_timeout`, say) is kept if it is shorter; one
 ///   value goes out (the shortest), as a repeated header is malformed.
 /// - **Values**: writes the [declared](ClientLayer::baggage) values the context carries as
-///   `baggage`, ahead of any `baggage` already on the request, from which the members carrying
-///   the same keys are removed (a stale copy, which receivers would resolve differently). The
-///   other members are forwarded as they are; nothing else is sent.
+///   one `baggage` field, ahead of the members of any `baggage` already on the request, from
+///   which the members carrying the same keys are removed (a stale copy, which receivers would
+///   resolve differently). The other members are forwarded as they are, in the same field
+///   (several receivers read only the first), up to the spec's 8192 bytes; nothing else is sent.
 /// - **Cancellation**: when the context ends before the response arrives, the inner call is
 ///   dropped (hyper then resets the stream or closes the connection, so the callee sees the
 ///   caller go away) and the call fails with the context's error. A response body that
@@ -211,23 +212,29 @@ fn prepare(headers: &mut HeaderMap, ctx: &Context, baggage: &Baggage) -> Result<
         }
     }
     if let Some(ours) = baggage.to_header(ctx) {
-        // Ours first, and each of our keys once: a forwarded copy would be stale, and receivers
-        // disagree on which duplicate wins.
+        // One field, ours first, each of our keys once: a forwarded copy would be stale, and
+        // receivers disagree on which duplicate wins; several receivers (OpenTelemetry's
+        // Python propagator, say) read only the first `baggage` field.
         // (Only looked at when there is baggage to forward: most requests carry none.)
-        let theirs: Vec<HeaderValue> = if headers.contains_key(baggage::HEADER) {
+        let mut joined = ours.as_bytes().to_vec();
+        if headers.contains_key(baggage::HEADER) {
             let written: Vec<&str> = baggage::parse([ours.as_bytes()]).map(|m| m.key()).collect();
-            headers
+            let theirs = headers
                 .get_all(baggage::HEADER)
                 .iter()
-                .filter_map(|value| baggage::without_keys(value, &written))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        headers.insert(baggage::HEADER, ours);
-        for value in theirs {
-            headers.append(baggage::HEADER, value);
+                .filter_map(|value| baggage::without_keys(value, &written));
+            for value in theirs {
+                // Whole fields that fit the spec's byte limit; receivers read no further.
+                if joined.len() + 1 + value.len() > baggage::MAX_BYTES {
+                    break;
+                }
+                joined.push(b',');
+                joined.extend_from_slice(value.as_bytes());
+            }
         }
+        // Made of valid header values joined by commas: a valid header value.
+        let field = HeaderValue::from_bytes(&joined).unwrap_or(ours);
+        headers.insert(baggage::HEADER, field);
     }
     Ok(())
 }

@@ -421,8 +421,8 @@ async fn the_client_writes_the_time_left_and_declared_values_only() {
     );
     assert_eq!(
         header(&sent[1], "baggage"),
-        ["user-id=42", "trace=abc"],
-        "ours first"
+        ["user-id=42,trace=abc"],
+        "ours first, in one field"
     );
     assert_eq!(
         header(&sent[2], "grpc-timeout"),
@@ -473,8 +473,8 @@ async fn the_client_sends_one_timeout_and_each_of_its_keys_once() {
     );
     assert_eq!(
         header(&sent[0], "baggage"),
-        ["user-id=2", "trace=x", "region=eu"],
-        "our value, and the forwarded members without our key"
+        ["user-id=2,trace=x,region=eu"],
+        "one field: our value, and the forwarded members without our key"
     );
     assert_eq!(
         header(&sent[1], "grpc-timeout"),
