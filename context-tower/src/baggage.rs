@@ -479,10 +479,30 @@ fn parse_member(item: &[u8]) -> Option<Member<'_>> {
             return None;
         }
     }
-    Some(Member {
-        key: std::str::from_utf8(key).ok()?,
-        value: percent_decode(value)?,
-    })
+    let key = std::str::from_utf8(key).ok()?;
+    let value = percent_decode(value)?;
+    // What is read can always be written back, so a proxy that forwards baggage loses nothing
+    // it accepted: a value that decodes into more than it was (U+FFFD for invalid UTF-8 takes
+    // nine bytes escaped, `+` three) may not fit the byte limit once encoded.
+    if key.len() + 1 + encoded_len(&value) > MAX_BYTES {
+        return None;
+    }
+    Some(Member { key, value })
+}
+
+/// The length of `value` once [`PercentEncoder`] has written it.
+fn encoded_len(value: &str) -> usize {
+    value
+        .bytes()
+        .map(|byte| if escaped(byte) { 3 } else { 1 })
+        .sum()
+}
+
+/// Whether [`PercentEncoder`] writes `byte` as a `%XX` escape: every byte that is not a
+/// `baggage-octet`, `%` (which starts one) and `+` (which receivers that form-decode values,
+/// as several do, would read as a space).
+fn escaped(byte: u8) -> bool {
+    !is_baggage_octet(byte) || byte == b'%' || byte == b'+'
 }
 
 /// `value` (one `baggage` header as received) without the list-members whose key is in `keys`;
@@ -607,14 +627,12 @@ impl fmt::Write for PercentEncoder<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         const HEX: &[u8; 16] = b"0123456789ABCDEF";
         for byte in s.bytes() {
-            // `%` starts an escape; `+` is left to no one's guess: receivers that form-decode
-            // values (as several do) would read a space.
-            if is_baggage_octet(byte) && byte != b'%' && byte != b'+' {
-                self.out.push(char::from(byte));
-            } else {
+            if escaped(byte) {
                 self.out.push('%');
                 self.out.push(char::from(HEX[usize::from(byte >> 4)]));
                 self.out.push(char::from(HEX[usize::from(byte & 0xf)]));
+            } else {
+                self.out.push(char::from(byte));
             }
             if self.out.len() > MAX_BYTES {
                 return Err(fmt::Error);
@@ -704,6 +722,22 @@ mod tests {
         // Malformed members count towards the limit too.
         let header = format!("{}a=1", "bad,".repeat(180));
         assert!(pairs(&[header.as_bytes()]).is_empty());
+    }
+
+    #[test]
+    fn every_member_read_formats_back() {
+        // 900 invalid bytes: 900 U+FFFD, 8100 bytes escaped: read, and written back the same.
+        let fits = format!("a={}", "%FF".repeat(900));
+        let read = pairs(&[fits.as_bytes()]);
+        assert_eq!(read, [pair("a", &"\u{FFFD}".repeat(900))]);
+        let header = format(read.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        assert_eq!(pairs(&[header.as_bytes()]), read);
+        // 911 of them would take 8199 bytes escaped: more than can be written, so not read.
+        let too_long = format!("a={},b=1", "%FF".repeat(911));
+        assert_eq!(pairs(&[too_long.as_bytes()]), [pair("b", "1")]);
+        // The same for a value of `+`, which is written escaped.
+        let pluses = format!("p={}", "+".repeat(2800));
+        assert!(pairs(&[pluses.as_bytes()]).is_empty());
     }
 
     #[test]
